@@ -1,0 +1,250 @@
+"""params.yaml, read and validated: one dataclass per section, one section per stage.
+
+A stage validates the sections it depends on when it starts, so a typo'd key, a wrong type or an
+out-of-range value fails at once with a one-line error naming the key, not after an hour of
+training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from chromalab.errors import UserError
+
+PARAMS_FILE = "params.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams:
+    """download: where the raw photos come from."""
+
+    source: Literal["builtin", "folder"] = "builtin"
+    path: str | None = None  # folder source: a directory of photos; sub-folder names are labels
+
+    def check(self, key: str) -> None:
+        if self.source == "folder" and not self.path:
+            raise UserError(f"{key}.path: the folder source needs a directory of photos")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareParams:
+    """prepare: decode, drop grey images, crop, split by source photo, convert to Lab."""
+
+    size: int = 64
+    crops_per_image: int = 0  # 0: one centre crop of each image; N: N random crops of each
+    min_crop_fraction: float = 0.35  # random crops: smallest side, as a fraction of the short side
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    grey_chroma: float = 2.0  # mean Lab chroma below which a photo counts as already grey
+    dtype: Literal["float16", "float32"] = "float16"
+    seed: int = 0
+
+    def check(self, key: str) -> None:
+        _at_least(key, "size", self.size, 8)
+        _at_least(key, "crops_per_image", self.crops_per_image, 0)
+        _between(key, "min_crop_fraction", self.min_crop_fraction, 0.05, 1.0)
+        _between(key, "val_fraction", self.val_fraction, 0.0, 0.9)
+        _between(key, "test_fraction", self.test_fraction, 0.0, 0.9)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise UserError(f"{key}.val_fraction + {key}.test_fraction must be below 1")
+        _at_least(key, "grey_chroma", self.grey_chroma, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PaletteParams:
+    """palette: seed 000's k-means colours and Zhang et al.'s quantized ab gamut."""
+
+    k: int = 32
+    space: Literal["ab", "rgb"] = "ab"
+    sample_pixels: int = 200_000
+    bin_size: float = 10.0
+    rebalance_lambda: float = 0.5
+    rebalance_sigma: float = 5.0
+    seed: int = 0
+
+    def check(self, key: str) -> None:
+        _at_least(key, "k", self.k, 2)
+        _at_least(key, "sample_pixels", self.sample_pixels, self.k)
+        _between(key, "bin_size", self.bin_size, 1.0, 50.0)
+        _between(key, "rebalance_lambda", self.rebalance_lambda, 0.0, 1.0)
+        _at_least(key, "rebalance_sigma", self.rebalance_sigma, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    """train@MODEL: the training loop shared by every model."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # mixed precision, on CUDA only
+    num_workers: int = 0
+    seed: int = 0
+    deterministic: bool = True
+
+    def check(self, key: str) -> None:
+        _at_least(key, "epochs", self.epochs, 1)
+        _at_least(key, "batch_size", self.batch_size, 1)
+        _between(key, "lr", self.lr, 1e-8, 10.0)
+        _at_least(key, "weight_decay", self.weight_decay, 0.0)
+        _at_least(key, "num_workers", self.num_workers, 0)
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise UserError(f"{key}.device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+    """models.NAME: which network predicts which colour representation, and their knobs."""
+
+    network: str = "unet"
+    representation: str = "ab"
+    network_args: dict = dataclasses.field(default_factory=dict)
+    representation_args: dict = dataclasses.field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        # Imported here: the registries pull in torch, which params validation should not need.
+        from chromalab.models import registry
+        from chromalab import representations
+
+        if self.network not in registry.list_models():
+            raise UserError(
+                f"{key}.network: unknown network {self.network!r}; "
+                f"known: {', '.join(registry.list_models())}"
+            )
+        if self.representation not in representations.list_representations():
+            raise UserError(
+                f"{key}.representation: unknown representation {self.representation!r}; "
+                f"known: {', '.join(representations.list_representations())}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    """evaluate@MODEL: scoring on the test split."""
+
+    batch_size: int = 64
+    gallery: int = 6  # test images shown in the report's gallery
+    seed: int = 0  # which test images the gallery shows
+
+    def check(self, key: str) -> None:
+        _at_least(key, "batch_size", self.batch_size, 1)
+        _at_least(key, "gallery", self.gallery, 0)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataParams,
+    "prepare": PrepareParams,
+    "palette": PaletteParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+}
+TOP_LEVEL_KEYS = set(SECTIONS) | {"league", "models"}
+
+
+def _at_least(section, name, value, low):
+    if value < low:
+        raise UserError(f"{section}.{name}: must be at least {low}, got {value}")
+
+
+def _between(section, name, value, low, high):
+    if not low <= value <= high:
+        raise UserError(f"{section}.{name}: must be between {low} and {high}, got {value}")
+
+
+def _did_you_mean(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_type(key: str, value: Any, annotation) -> Any:
+    """Check one value against its dataclass annotation; ints are accepted where floats are."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        if value not in typing.get_args(annotation):
+            choices = ", ".join(repr(a) for a in typing.get_args(annotation))
+            raise UserError(f"{key}: expected one of {choices}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _check_type(key, value, inner)
+    expected = origin or annotation
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UserError(f"{key}: expected an integer, got {value!r}")
+    if not isinstance(value, expected):
+        raise UserError(f"{key}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def parse_section(key: str, values: dict | None, cls):
+    """Build the dataclass `cls` from the mapping at `key`, rejecting unknown keys and bad values."""
+    values = values or {}
+    if not isinstance(values, dict):
+        raise UserError(f"{key}: expected a mapping of parameters, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for name in values:
+        if name not in fields:
+            raise UserError(f"{key}.{name}: unknown parameter{_did_you_mean(name, fields)}")
+    checked = {name: _check_type(f"{key}.{name}", v, hints[name]) for name, v in values.items()}
+    obj = cls(**checked)
+    obj.check(key)
+    return obj
+
+
+def load_params(path=PARAMS_FILE) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: params file not found")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(params, dict):
+        raise UserError(f"{path}: expected a mapping of sections")
+    for key in params:
+        if key not in TOP_LEVEL_KEYS:
+            raise UserError(f"{path}: unknown section {key!r}{_did_you_mean(key, TOP_LEVEL_KEYS)}")
+    return params
+
+
+def section(params: dict, name: str):
+    """The validated dataclass of one section of params.yaml."""
+    return parse_section(name, params.get(name), SECTIONS[name])
+
+
+def league(params: dict) -> list[str]:
+    """The model names listed in `league`, each with its `models.NAME` entry."""
+    names = params.get("league") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"league: expected a list of model names, got {names!r}")
+    models = params.get("models") or {}
+    for name in names:
+        if name == "grey":
+            raise UserError("league: 'grey' is the built-in baseline, not a model to train")
+        if name not in models:
+            raise UserError(f"league: {name!r} has no entry under models{_did_you_mean(name, models)}")
+    return names
+
+
+def model_params(params: dict, name: str) -> ModelParams:
+    models = params.get("models") or {}
+    if name not in models:
+        raise UserError(f"models.{name}: no such model in params.yaml{_did_you_mean(name, models)}")
+    return parse_section(f"models.{name}", models[name], ModelParams)
+
+
+def as_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
