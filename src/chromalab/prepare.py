@@ -1,0 +1,170 @@
+"""prepare stage: raw photos -> fixed-size Lab arrays on disk, split by source photo.
+
+Outputs (data/prepared/):
+- `{train,val,test}_L.npy` (N, 1, S, S) and `{split}_ab.npy` (N, 2, S, S): CIE Lab planes, written
+  and read as memory-mapped .npy files so a dataset larger than RAM works;
+- `manifest.csv`: one row per prepared image (split, index, source_id, label, raw path, crop box);
+- `summary.json`: counts per split, photos dropped as already grey, size, dtype, class labels.
+
+Crops of one photo never straddle splits: the split is drawn over source photos, not crops.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from chromalab import atomic, color
+from chromalab.config import PrepareParams
+from chromalab.data.manifest import read_manifest
+from chromalab.errors import UserError
+from chromalab.images import load_rgb
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+CHUNK = 256  # images converted to Lab at a time: vectorised, yet bounded memory
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    """Mean Lab chroma sqrt(a² + b²) of a thumbnail: near 0 for a photo that is already grey."""
+    img = Image.fromarray(rgb)
+    img.thumbnail((128, 128))
+    lab = color.rgb_to_lab(np.asarray(img))
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def split_sources(rows: list[dict], params: PrepareParams) -> dict[str, str]:
+    """Assign each source photo to a split with a seeded shuffle; a published split is kept."""
+    published = {r["source_id"]: r["split"] for r in rows if r.get("split")}
+    sources = sorted({r["source_id"] for r in rows})
+    free = [s for s in sources if s not in published]
+    rng = np.random.default_rng(params.seed)
+    free = [free[i] for i in rng.permutation(len(free))]
+    has_test = any(v == "test" for v in published.values())
+
+    def count(fraction, n):
+        return 0 if fraction == 0 else max(1, int(round(fraction * n)))
+
+    n_test = 0 if has_test else count(params.test_fraction, len(sources))
+    n_val = count(params.val_fraction, len(free))
+    if len(free) - n_test - n_val < 1:
+        raise UserError(
+            f"prepare: {len(sources)} colour photo(s) cannot fill train/val/test splits "
+            f"(val_fraction {params.val_fraction}, test_fraction {params.test_fraction}); add photos"
+        )
+    assignment = {s: ("test" if v == "test" else "train") for s, v in published.items()}
+    assignment.update({s: "test" for s in free[:n_test]})
+    assignment.update({s: "val" for s in free[n_test : n_test + n_val]})
+    assignment.update({s: "train" for s in free[n_test + n_val :]})
+    return assignment
+
+
+def crop_boxes(width: int, height: int, params: PrepareParams, rng) -> list[tuple[int, int, int]]:
+    """Square crops (x, y, side): one centred crop, or `crops_per_image` random ones."""
+    short = min(width, height)
+    if params.crops_per_image == 0:
+        return [((width - short) // 2, (height - short) // 2, short)]
+    low = max(1, int(params.min_crop_fraction * short))
+    boxes = []
+    for _ in range(params.crops_per_image):
+        side = int(rng.integers(low, short + 1))
+        x = int(rng.integers(0, width - side + 1))
+        y = int(rng.integers(0, height - side + 1))
+        boxes.append((x, y, side))
+    return boxes
+
+
+def _crop(rgb: np.ndarray, box, size: int) -> np.ndarray:
+    x, y, side = box
+    img = Image.fromarray(rgb[y : y + side, x : x + side])
+    if side != size:
+        img = img.resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(img)
+
+
+def _plan(raw_dir: Path, rows: list[dict], params: PrepareParams):
+    """First pass: decode each photo, drop the grey ones, choose splits and crop boxes."""
+    colour_rows, grey = [], []
+    for row in rows:
+        rgb = load_rgb(raw_dir / row["path"])
+        if mean_chroma(rgb) < params.grey_chroma:
+            grey.append(row["path"])
+        else:
+            colour_rows.append((row, rgb.shape[1], rgb.shape[0]))
+    if grey:
+        log.info("dropped %d of %d photos that carry no colour (mean chroma < %.1f)",
+                 len(grey), len(rows), params.grey_chroma)
+    if not colour_rows:
+        raise UserError(f"{raw_dir}: none of the {len(rows)} photos carries colour")
+    splits = split_sources([r for r, _, _ in colour_rows], params)
+    plan = {s: [] for s in SPLITS}
+    for index, (row, width, height) in enumerate(colour_rows):
+        # One generator per photo: its crops don't depend on which other photos are present.
+        rng = np.random.default_rng([params.seed, index])
+        for box in crop_boxes(width, height, params, rng):
+            plan[splits[row["source_id"]]].append((row, box))
+    return plan, grey
+
+
+def _write_split(raw_dir: Path, out_dir: Path, split: str, items, params: PrepareParams):
+    """Second pass: crop, convert to Lab in chunks, write into memory-mapped arrays."""
+    n, s = len(items), params.size
+    L = np.lib.format.open_memmap(out_dir / f"{split}_L.npy", "w+", params.dtype, (n, 1, s, s))
+    ab = np.lib.format.open_memmap(out_dir / f"{split}_ab.npy", "w+", params.dtype, (n, 2, s, s))
+    cached_path, cached_rgb = None, None
+    for start in range(0, n, CHUNK):
+        batch = []
+        for row, box in items[start : start + CHUNK]:
+            if row["path"] != cached_path:  # crops of one photo are consecutive: decode it once
+                cached_path, cached_rgb = row["path"], load_rgb(raw_dir / row["path"])
+            batch.append(_crop(cached_rgb, box, s))
+        lab = color.rgb_to_lab(np.stack(batch)).transpose(0, 3, 1, 2)
+        L[start : start + len(batch)] = lab[:, :1]
+        ab[start : start + len(batch)] = lab[:, 1:]
+    L.flush()
+    ab.flush()
+    del L, ab
+
+
+def _manifest_csv(plan) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["split", "index", "source_id", "label", "raw_path", "x", "y", "side"])
+    for split in SPLITS:
+        for index, (row, (x, y, side)) in enumerate(plan[split]):
+            writer.writerow([split, index, row["source_id"], row.get("label", ""), row["path"], x, y, side])
+    return out.getvalue()
+
+
+def prepare(params: PrepareParams, raw_dir, out_dir) -> dict:
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    rows = read_manifest(raw_dir / "manifest.csv")
+    plan, grey = _plan(raw_dir, rows, params)
+    manifest = _manifest_csv(plan)
+    labels = sorted({row.get("label", "") for items in plan.values() for row, _ in items} - {""})
+    summary = {
+        "size": params.size,
+        "dtype": params.dtype,
+        "images": {split: len(plan[split]) for split in SPLITS},
+        "source_photos": {split: len({r["source_id"] for r, _ in plan[split]}) for split in SPLITS},
+        "dropped_grey": len(grey),
+        "dropped_grey_paths": grey,
+        "labels": labels,
+        "manifest_sha256": hashlib.sha256(manifest.encode()).hexdigest(),
+    }
+    with atomic.atomic_path(out_dir, is_dir=True) as tmp:
+        for split in SPLITS:
+            _write_split(raw_dir, tmp, split, plan[split], params)
+        (tmp / "manifest.csv").write_text(manifest, encoding="utf-8")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log.info("prepared %s images at %d px (%s photos) into %s",
+             summary["images"], params.size, summary["source_photos"], out_dir)
+    return summary
