@@ -1,0 +1,17 @@
+"""DVC stage `palette`: the k-means palette and Zhang's gamut bins in data/palette, and
+reports/palette.png."""
+
+from chromalab import config, paths
+from chromalab.errors import exit_on_user_error, setup_logging
+from chromalab.palette import build_palette
+
+
+@exit_on_user_error
+def main():
+    setup_logging()
+    params = config.load_params()
+    build_palette(config.section(params, "palette"), paths.PREPARED, paths.PALETTE, paths.REPORTS / "palette.png")
+
+
+if __name__ == "__main__":
+    main()
