@@ -1,0 +1,44 @@
+"""A Colorizer = a network + the colour representation it predicts: L in Lab units -> ab.
+
+This is the object that is trained, checkpointed, logged to MLflow and used by `chromalab
+colorize`. Its forward pads any input to the network's size multiple and crops back, so a model
+trained on 64 px crops colorizes a photo of any shape.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from chromalab import color
+from chromalab.models import create_model
+from chromalab.representations import create_representation
+
+
+class Colorizer(nn.Module):
+    def __init__(self, network: str, representation: str, network_args: dict | None = None,
+                 representation_args: dict | None = None):
+        super().__init__()
+        self.representation = create_representation(representation, **(representation_args or {}))
+        self.network = create_model(network, out_channels=self.representation.channels, **(network_args or {}))
+        self.size_multiple = getattr(self.network, "size_multiple", 1)
+
+    def outputs(self, L: torch.Tensor) -> torch.Tensor:
+        """Raw network outputs for L (B, 1, H, W) in Lab units; H and W must fit size_multiple."""
+        return self.network(color.normalize_l(L))
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        """ab (B, 2, H, W) in Lab units for L (B, 1, H, W) in Lab units, at any H and W."""
+        h, w = L.shape[-2:]
+        m = self.size_multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        if pad_h or pad_w:
+            # Reflection keeps image statistics at the border; replicate covers pads wider than the image.
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            L = nn.functional.pad(L, (0, pad_w, 0, pad_h), mode=mode)
+        ab = self.representation.decode(self.outputs(L), L)
+        return ab[..., :h, :w]
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
