@@ -1,0 +1,118 @@
+"""evaluate@MODEL stage: score one model, or the grey baseline, on the test split.
+
+Outputs in reports/eval/NAME/: metrics.json (PSNR, SSIM, raw and class-rebalanced AuC,
+colourfulness and ΔCF, images/s, with the model's description), auc_curve.csv (the error CDF for
+`dvc plots`) and gallery/NN.png (a seeded choice of test images, the same for every model). The
+grey baseline predicts ab = 0 and also writes the ground truth, gallery in truth/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from chromalab import atomic, checkpoint, color, tracking
+from chromalab.config import EvaluateParams
+from chromalab.data.lab_arrays import load_split
+from chromalab.errors import UserError
+from chromalab.images import save_png
+from chromalab.metrics import MetricAccumulator
+from chromalab.palette import Gamut
+
+log = logging.getLogger(__name__)
+
+GREY = "grey"
+
+
+def gallery_rows(n_test: int, params: EvaluateParams) -> np.ndarray:
+    """The test images the gallery shows: seeded, so every model shows the same ones."""
+    rng = np.random.default_rng(params.seed)
+    return np.sort(rng.choice(n_test, size=min(params.gallery, n_test), replace=False))
+
+
+def _predict_batches(predict, L_all, batch_size):
+    """Yield (L, predicted ab) per batch and the seconds spent predicting (not scoring)."""
+    for start in range(0, len(L_all), batch_size):
+        L = np.asarray(L_all[start : start + batch_size], np.float32)
+        t0 = time.perf_counter()
+        pred = predict(L)
+        yield start, L, pred, time.perf_counter() - t0
+
+
+def _curve_csv(curve: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["threshold", "cdf", "cdf_rebalanced"])
+    for row in zip(curve["threshold"], curve["cdf"], curve["cdf_rebalanced"]):
+        writer.writerow([row[0], round(row[1], 6), round(row[2], 6)])
+    return out.getvalue()
+
+
+def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, models_dir, out_dir) -> dict:
+    out_dir = Path(out_dir)
+    L_all, ab_all = load_split(prepared_dir, "test")
+    if len(L_all) == 0:
+        raise UserError(f"{prepared_dir}: the test split is empty; raise prepare.test_fraction")
+    gamut = Gamut.load(palette_dir)
+    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
+    shown = {int(row): i for i, row in enumerate(gallery_rows(len(L_all), params))}
+
+    if name == GREY:
+        description = {"network": None, "representation": None, "parameters": 0, "train_seconds": None}
+        run = None
+
+        def predict(L):
+            return np.zeros((len(L), 2, *L.shape[2:]), np.float32)
+    else:
+        ckpt = Path(models_dir) / name / "best.pt"
+        colorizer, config = checkpoint.load(ckpt)
+        description = {k: config.get(k) for k in ("network", "representation", "parameters", "train_seconds")}
+        description["best_epoch"] = config.get("epoch")
+        run = tracking.read_run_file(Path(models_dir) / name / "run.json")
+
+        @torch.no_grad()
+        def predict(L):
+            return colorizer(torch.from_numpy(L)).numpy()
+
+    seconds, images = 0.0, 0
+    with atomic.atomic_path(out_dir, is_dir=True) as tmp:
+        for start, L, pred, took in _predict_batches(predict, L_all, params.batch_size):
+            truth = np.asarray(ab_all[start : start + len(L)], np.float32)
+            accumulator.update(L, pred, truth)
+            seconds, images = seconds + took, images + len(L)
+            for i in range(len(L)):
+                if start + i in shown:
+                    index = shown[start + i]
+                    save_png(tmp / "gallery" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], pred[i]))
+                    if name == GREY:
+                        save_png(tmp / "truth" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], truth[i]))
+        scores = accumulator.result()
+        scores["images_per_second"] = images / seconds if seconds > 0 else float("inf")
+        if name == GREY:
+            scores["images_per_second"] = 0.0  # no network: a speed would mean nothing
+        result = {"model": name, **scores, **description}
+        atomic.write_json(tmp / "metrics.json", result)
+        atomic.write_text(tmp / "auc_curve.csv", _curve_csv(accumulator.curve()))
+
+    if run:
+        _log_to_training_run(run, scores)
+    log.info("%s on %d test images: PSNR %.2f dB, SSIM %.3f, AuC %.3f (rebal. %.3f), CF %.1f vs %.1f",
+             name, images, scores["psnr"], scores["ssim"], scores["auc"], scores["auc_rebalanced"],
+             scores["colorfulness"], scores["colorfulness_gt"])
+    return result
+
+
+def _log_to_training_run(run: dict, scores: dict) -> None:
+    """Add the test metrics to the MLflow run that trained the model."""
+    try:
+        with tracking.resume_run(run["run_id"]):
+            tracking.log_metrics({f"test_{k}": v for k, v in scores.items() if isinstance(v, (int, float))})
+    except Exception as err:  # the scores are on disk already; say clearly what did not reach MLflow
+        raise UserError(f"MLflow: could not add test metrics to run {run['run_id']} at "
+                        f"{tracking.tracking_uri()}: {str(err).splitlines()[0]}") from None
