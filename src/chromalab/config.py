@@ -88,6 +88,7 @@ class TrainParams:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, on CUDA only
     num_workers: int = 0
+    hflip: bool = True  # mirror half of each batch: more photos for free, colours untouched
     seed: int = 0
     deterministic: bool = True
 

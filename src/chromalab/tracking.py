@@ -105,8 +105,8 @@ def log_colorizer(colorizer, registered_name: str | None = None) -> str:
     from mlflow.types import Schema, TensorSpec
 
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1), "L")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, -1, -1), "ab")]),
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, -1, -1))]),
     )
     package = Path(__file__).resolve().parent
     info = mlflow.pytorch.log_model(

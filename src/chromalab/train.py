@@ -73,6 +73,12 @@ def validate(colorizer: Colorizer, loader, device) -> dict:
     return {"val_loss": sum(losses) / n, "val_psnr": float(np.mean(psnrs)) if psnrs else float("nan")}
 
 
+def mirror_half(L: torch.Tensor, ab: torch.Tensor):
+    """Flip a random half of the batch left-right (the seeded global RNG keeps runs repeatable)."""
+    flip = (torch.rand(len(L)) < 0.5).to(L.device)[:, None, None, None]
+    return torch.where(flip, L.flip(-1), L), torch.where(flip, ab.flip(-1), ab)
+
+
 def _history_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, HISTORY_COLUMNS, lineterminator="\n")
@@ -122,6 +128,8 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, out_
             bar = tqdm(train_loader, desc=f"{name} epoch {epoch}/{params.epochs}", leave=False, disable=None)
             for L, ab in bar:
                 L, ab = L.to(device, non_blocking=pin), ab.to(device, non_blocking=pin)
+                if params.hflip:
+                    L, ab = mirror_half(L, ab)
                 with amp:
                     out = colorizer.outputs(L)
                     loss = colorizer.representation.loss(out.float(), colorizer.representation.target(L, ab))

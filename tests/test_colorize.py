@@ -1,0 +1,95 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chromalab import cli, color
+from chromalab.colorize import default_model_name, working_shape
+from chromalab.errors import UserError
+
+from conftest import real_photos
+
+
+@pytest.fixture
+def repo(tmp_path, shared_model_dir, monkeypatch):
+    """A pipeline folder with a trained model and a metrics file naming it, as after dvc repro."""
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copytree(shared_model_dir, tmp_path / "data" / "models" / "tiny")
+    (tmp_path / "reports").mkdir(exist_ok=True)
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps(
+        {"tiny": {"psnr": 22.0}, "grey": {"psnr": 30.0}}))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _photo(path, mode, size):
+    img = Image.fromarray(real_photos()["chelsea"]).resize(size)
+    if mode == "RGBA":
+        img = img.convert("RGBA")
+        alpha = np.full(size[::-1], 255, np.uint8)
+        alpha[: size[1] // 3] = 0  # a transparent band
+        img.putalpha(Image.fromarray(alpha))
+    else:
+        img = img.convert(mode)
+    img.save(path)
+    return path
+
+
+def test_colorize_keeps_input_size_for_rgba_png(repo, capsys):
+    src = _photo(repo / "odd.png", "RGBA", (77, 51))
+    assert cli.main(["colorize", str(src), "--out", str(repo / "out")]) == 0
+    out = Image.open(repo / "out" / "odd.png")
+    assert out.size == (77, 51) and out.mode == "RGB"
+
+
+def test_colorize_greyscale_photo_keeps_its_full_resolution_lightness(repo):
+    src = _photo(repo / "old_photo.jpg", "L", (203, 150))
+    assert cli.main(["colorize", str(src), "--out", str(repo / "out"), "--model", "tiny"]) == 0
+    out = np.asarray(Image.open(repo / "out" / "old_photo.png"))
+    assert out.shape == (150, 203, 3)
+    L_in = color.rgb_to_lab(np.asarray(Image.open(src).convert("RGB")))[..., 0]
+    L_out = color.rgb_to_lab(out)[..., 0]
+    # Only ab comes from the model (at 32 px); L is the photo's own, up to gamut clipping and rounding.
+    assert np.abs(L_in - L_out).mean() < 2.0
+
+
+def test_colorize_walks_folders_and_honours_size(repo):
+    folder = repo / "album"
+    (folder / "sub").mkdir(parents=True)
+    _photo(folder / "a.jpg", "RGB", (64, 64))
+    _photo(folder / "sub" / "b.png", "P", (40, 90))
+    (folder / "notes.txt").write_text("not a photo")
+    assert cli.main(["colorize", str(folder), "--out", str(repo / "out"), "--size", "48"]) == 0
+    assert sorted(p.name for p in (repo / "out").iterdir()) == ["a.png", "b.png"]
+
+
+def test_a_bad_file_is_reported_and_the_rest_still_done(repo, capsys):
+    good = _photo(repo / "good.jpg", "RGB", (50, 40))
+    bad = repo / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    code = cli.main(["colorize", str(bad), str(good), "--out", str(repo / "out")])
+    assert code == 1
+    assert (repo / "out" / "good.png").is_file() and not (repo / "out" / "broken.png").exists()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.jpg" in errors[0]
+
+
+def test_unknown_model_is_a_one_line_error_with_exit_code_2(repo, capsys):
+    src = _photo(repo / "x.jpg", "RGB", (32, 32))
+    assert cli.main(["colorize", str(src), "--out", str(repo / "out"), "--model", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --model nosuch") and "Traceback" not in "".join(err)
+
+
+def test_default_model_is_the_best_by_psnr_and_never_grey(repo):
+    assert default_model_name(repo) == "tiny"
+    (repo / "reports" / "metrics.json").write_text(json.dumps({"grey": {"psnr": 30.0}}))
+    with pytest.raises(UserError, match="no trained model"):
+        default_model_name(repo)
+
+
+def test_working_shape_keeps_aspect_and_never_upsamples():
+    assert working_shape(1000, 2000, 250) == (250, 500)
+    assert working_shape(40, 30, 64) == (40, 30)

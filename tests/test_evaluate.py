@@ -1,0 +1,64 @@
+import json
+
+import mlflow
+import numpy as np
+import pytest
+from PIL import Image
+
+from chromalab import checkpoint
+from chromalab.config import EvaluateParams
+from chromalab.errors import UserError
+from chromalab.evaluate import evaluate, gallery_rows
+
+PARAMS = EvaluateParams(batch_size=3, gallery=3, seed=0)
+KEYS = {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt", "delta_colorfulness",
+        "images_per_second"}
+
+
+def _run(tmp_path, name, prepared_dir, palette_dir):
+    out = tmp_path / "reports" / "eval" / name
+    result = evaluate(name, PARAMS, prepared_dir, palette_dir, tmp_path / "data" / "models", out)
+    return out, result
+
+
+def test_grey_baseline_has_no_colour_and_writes_truth(tmp_path, prepared_dir, palette_dir):
+    out, result = _run(tmp_path, "grey", prepared_dir, palette_dir)
+    assert KEYS <= set(result)
+    assert result["colorfulness"] < 1.0
+    assert result["delta_colorfulness"] == pytest.approx(result["colorfulness_gt"] - result["colorfulness"])
+    summary = json.loads((prepared_dir / "summary.json").read_text())
+    assert result["images"] == summary["images"]["test"]  # scored on the test split, all of it
+    assert json.loads((out / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
+    gallery = sorted(p.name for p in (out / "gallery").iterdir())
+    assert gallery == sorted(p.name for p in (out / "truth").iterdir()) == ["00.png", "01.png", "02.png"]
+    grey = np.asarray(Image.open(out / "gallery" / "00.png")).astype(int)
+    truth = np.asarray(Image.open(out / "truth" / "00.png")).astype(int)
+    assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 2  # grey: R = G = B
+    assert np.abs(truth[..., 0] - truth[..., 2]).mean() > 3  # the truth is in colour
+
+
+def test_model_evaluation_writes_metrics_curve_and_the_same_gallery(tmp_path, prepared_dir, palette_dir,
+                                                                    trained_model, mlflow_uri):
+    _run(tmp_path, "grey", prepared_dir, palette_dir)
+    out, result = _run(tmp_path, "tiny", prepared_dir, palette_dir)
+    assert KEYS <= set(result) and result["network"] == "unet" and result["parameters"] > 0
+    assert result["images_per_second"] > 0
+    assert sorted(p.name for p in (out / "gallery").iterdir()) == ["00.png", "01.png", "02.png"]
+    lines = (out / "auc_curve.csv").read_text().splitlines()
+    assert lines[0] == "threshold,cdf,cdf_rebalanced" and len(lines) == 152
+    # The scores join the MLflow run that trained the model.
+    run_id = checkpoint.read(trained_model / "best.pt")["config"]["mlflow_run_id"]
+    mlflow.set_tracking_uri(mlflow_uri)
+    assert mlflow.get_run(run_id).data.metrics["test_psnr"] == pytest.approx(result["psnr"])
+
+
+def test_gallery_rows_are_seeded_and_within_the_test_split():
+    a, b = gallery_rows(40, PARAMS), gallery_rows(40, PARAMS)
+    assert list(a) == list(b) and len(set(a)) == 3 and max(a) < 40
+    assert list(gallery_rows(2, PARAMS)) == [0, 1]
+
+
+def test_missing_checkpoint_is_a_user_error_and_writes_nothing(tmp_path, prepared_dir, palette_dir):
+    with pytest.raises(UserError, match="best.pt: no such checkpoint"):
+        _run(tmp_path, "never_trained", prepared_dir, palette_dir)
+    assert not (tmp_path / "reports" / "eval" / "never_trained").exists()

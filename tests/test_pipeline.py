@@ -1,0 +1,110 @@
+"""The real pipeline, end to end: `dvc repro` on a tiny params profile in a fresh git repository,
+with the real builtin photos, a real SQLite MLflow store, then the commands a user runs next."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "data": {"source": "builtin"},
+    "prepare": {"size": 32, "crops_per_image": 6, "seed": 0},
+    "palette": {"k": 8, "sample_pixels": 5000},
+    "league": ["unet"],
+    "models": {"unet": {"network": "unet", "representation": "ab", "network_args": {"base_channels": 8}}},
+    "train": {"epochs": 2, "batch_size": 16},
+    "evaluate": {"gallery": 3},
+}
+
+
+def run(args, cwd, env, check=True):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    for item in ("dvc.yaml", "pipeline", "src"):
+        src = REPO / item
+        shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir() \
+            else shutil.copy(src, root / item)
+    (root / "params.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
+    (root / ".gitignore").write_text("/data/\n/mlflow.db\n/mlartifacts/\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    run(["git", "init", "-q", "-b", "main"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    run(["dvc", "config", "core.analytics", "false"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "tiny pipeline"], root, env)
+    first = run(["dvc", "repro"], root, env)
+    return root, env, first
+
+
+def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
+    root, _, first = pipeline
+    for stage in ("download", "prepare", "palette", "train@unet", "evaluate@unet", "evaluate_grey", "report"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert (root / "data/raw/manifest.csv").read_text().count("\n") == 9  # header + 8 builtin photos
+    for split in ("train", "val", "test"):
+        assert (root / f"data/prepared/{split}_L.npy").is_file()
+    assert (root / "data/palette/kmeans.json").is_file() and (root / "reports/palette.png").is_file()
+    assert (root / "data/models/unet/best.pt").is_file()
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert set(metrics) == {"unet", "grey"}
+    for scores in metrics.values():
+        assert {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt",
+                "delta_colorfulness", "images_per_second"} <= set(scores)
+    html = (root / "reports/index.html").read_text()
+    assert "unet" in html and "eval/unet/gallery/00.png" in html
+    assert (root / "reports/train/unet/history.csv").read_text().count("\n") == 3
+
+
+def test_mlflow_store_is_sqlite_at_the_pipeline_root_with_test_metrics(pipeline):
+    root, _, _ = pipeline
+    db = root / "mlflow.db"
+    assert db.is_file() and not (root / "mlruns").exists()
+    with sqlite3.connect(db) as con:
+        keys = {k for (k,) in con.execute("select key from metrics")}
+        tags = dict(con.execute("select key, value from tags"))
+    assert {"val_loss", "test_psnr", "test_auc"} <= keys
+    assert tags["dvc_stage"] == "train@unet"
+
+
+def test_second_repro_is_a_no_op_and_metrics_show_reads_the_results(pipeline):
+    root, env, _ = pipeline
+    again = run(["dvc", "repro"], root, env)
+    assert "Running stage" not in again.stdout
+    assert "up to date" in again.stdout
+    shown = run(["dvc", "metrics", "show", "--json"], root, env).stdout
+    assert "psnr" in shown and "unet" in shown
+
+
+def test_an_experiment_with_other_params_reruns_training_and_diffs(pipeline):
+    root, env, _ = pipeline
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "results"], root, env)
+    exp = run(["dvc", "exp", "run", "-S", "train.epochs=1"], root, env)
+    assert "Running stage 'train@unet'" in exp.stdout and "Running stage 'download'" not in exp.stdout
+    history = (root / "reports/train/unet/history.csv").read_text()
+    assert history.count("\n") == 2  # one epoch now
+    diff = run(["dvc", "params", "diff", "--json"], root, env).stdout
+    change = json.loads(diff)["params.yaml"]["train.epochs"]
+    assert (change["old"], change["new"]) == (2, 1)
+    metrics_diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root, env).stdout)
+    assert "unet.psnr" in metrics_diff["reports/metrics.json"]  # the retrained model scores differently
+    table = run(["dvc", "exp", "show", "--csv"], root, env).stdout
+    assert "train.epochs" in table

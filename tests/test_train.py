@@ -1,0 +1,98 @@
+import csv
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from chromalab import checkpoint, tracking
+from chromalab.config import ModelParams, TrainParams
+from chromalab.errors import UserError
+from chromalab.prepare import prepare
+from chromalab.train import mirror_half, select_device, train
+
+from conftest import TINY_MODEL, TINY_PREPARE, train_tiny
+
+
+def _history(tmp_path, name):
+    with open(tmp_path / "reports" / "train" / name / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_training_lowers_the_loss(tmp_path, prepared_dir, mlflow_uri):
+    train_tiny(tmp_path, prepared_dir, epochs=5, hflip=False)
+    losses = [float(r["train_loss"]) for r in _history(tmp_path, "tiny")]
+    assert len(losses) == 5
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_training_is_deterministic_on_cpu(tmp_path, prepared_dir, mlflow_uri):
+    a = train_tiny(tmp_path, prepared_dir, name="a")
+    b = train_tiny(tmp_path, prepared_dir, name="b")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(_history(tmp_path, "a")) == strip(_history(tmp_path, "b"))
+    sa, sb = (checkpoint.read(d / "last.pt")["state_dict"] for d in (a, b))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_different_seed_trains_a_different_model(tmp_path, prepared_dir, mlflow_uri):
+    a = train_tiny(tmp_path, prepared_dir, name="a", seed=0)
+    b = train_tiny(tmp_path, prepared_dir, name="b", seed=1)
+    sa, sb = (checkpoint.read(d / "last.pt")["state_dict"] for d in (a, b))
+    assert not all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_best_checkpoint_records_lineage_and_loads_with_weights_only(trained_model, prepared_dir, mlflow_uri):
+    payload = torch.load(trained_model / "best.pt", weights_only=True)
+    config = payload["config"]
+    assert config["network"] == "unet" and config["representation"] == "ab"
+    assert config["image_size"] == TINY_PREPARE.size
+    assert config["epoch"] in (1, 2) and config["parameters"] > 0
+    summary_sha = (prepared_dir / "summary.json").read_text()
+    assert config["data_sha256"] in summary_sha
+    assert (trained_model / "last.pt").is_file()
+
+
+def test_mlflow_run_has_params_epoch_metrics_tags_and_a_model_for_any_size(trained_model, prepared_dir, mlflow_uri):
+    config = checkpoint.read(trained_model / "best.pt")["config"]
+    mlflow.set_tracking_uri(mlflow_uri)
+    run = mlflow.get_run(config["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.params["model.network_args.base_channels"] == "8"
+    assert run.data.tags["data_manifest_sha256"] == config["data_sha256"]
+    assert "git_commit" in run.data.tags and "dvc_stage" in run.data.tags
+    history = mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2]
+    model = mlflow.pytorch.load_model(tracking.read_run_file(trained_model / "run.json")["model_uri"])
+    with torch.no_grad():
+        ab = model(torch.full((1, 1, 45, 71), 60.0))
+    assert ab.shape == (1, 2, 45, 71)
+
+
+def test_size_that_the_network_cannot_take_is_a_user_error(tmp_path, raw_dir, mlflow_uri):
+    prepared = tmp_path / "prepared24"
+    prepare(TINY_PREPARE.__class__(**{**TINY_PREPARE.__dict__, "size": 24}), raw_dir, prepared)
+    with pytest.raises(UserError, match="prepare.size: 24 is not a multiple of 16"):
+        train("tiny", ModelParams(**TINY_MODEL), TrainParams(epochs=1), prepared, tmp_path / "m",
+              tmp_path / "h.csv", logged_params={})
+    assert not (tmp_path / "m").exists()
+
+
+def test_auto_device_is_cpu_without_cuda_and_cuda_without_one_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert select_device("auto").type == "cpu"
+    with pytest.raises(UserError, match="train.device"):
+        select_device("cuda")
+
+
+def test_mirroring_flips_image_and_colours_together():
+    torch.manual_seed(0)
+    L = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(8, 1, 1, 1)
+    ab = torch.stack([L[:, 0], -L[:, 0]], dim=1)
+    L2, ab2 = mirror_half(L, ab)
+    flipped = [not torch.equal(L2[i], L[i]) for i in range(8)]
+    assert 0 < sum(flipped) < 8
+    assert torch.equal(ab2[:, 0], L2[:, 0]) and torch.equal(ab2[:, 1], -L2[:, 0])
+    assert np.allclose(L2.sum().item(), L.sum().item())
