@@ -86,10 +86,14 @@ def test_bool_where_a_float_is_expected_is_rejected():
         section({"train": {"lr": True}}, "train")
 
 
+def test_yaml_1_1_exponent_string_is_read_as_the_float_it_means():
+    # YAML 1.1 (PyYAML) reads `lr: 1e-3` as the *string* '1e-3'; users mean the number.
+    assert section({"train": {"lr": "1e-3"}}, "train").lr == 0.001
+
+
 def test_string_where_a_float_is_expected_is_rejected():
-    # YAML 1.1 (PyYAML) reads `lr: 1e-3` as the *string* '1e-3': it must fail loudly, not train.
-    with pytest.raises(UserError, match=r"^train\.lr: expected float, got '1e-3'"):
-        section({"train": {"lr": "1e-3"}}, "train")
+    with pytest.raises(UserError, match=r"^train\.lr: expected float, got 'fast'"):
+        section({"train": {"lr": "fast"}}, "train")
 
 
 def test_value_outside_a_literal_lists_the_choices():

@@ -137,14 +137,14 @@ def test_unknown_knob_is_a_user_error_naming_it():
     assert "base_channels" in message and "dropout" in message  # what it does take
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "models/registry.py create_model: the knob check accepts every parameter of the factory, "
-    "including in_channels and out_channels, which it then passes itself; network_args "
-    "{in_channels: 3} raises TypeError 'got multiple values for keyword argument' instead of "
-    "a UserError naming network_args.in_channels"))
 def test_in_channels_as_a_knob_is_a_user_error():
     with pytest.raises(UserError, match=r"network_args\.in_channels"):
         create_model("unet", out_channels=2, in_channels=3)
+
+
+def test_a_mistyped_knob_is_a_user_error():
+    with pytest.raises(UserError, match="network_args of unet"):
+        create_model("unet", out_channels=2, base_channels="wide")
 
 
 def test_registering_a_name_twice_is_refused(monkeypatch):

@@ -231,11 +231,6 @@ def test_published_test_split_is_kept(tmp_path, raw_dir):
         assert not (by_split["val"] | by_split["train"]) & published
 
 
-@pytest.mark.xfail(strict=True, raises=UserError, reason=(
-    "prepare.split_sources only draws val from sources with no published split, and demands at "
-    "least one such 'free' photo for train, so a raw manifest whose every row carries a published "
-    "train/test split fails with 'cannot fill train/val/test splits; add photos' although 4 "
-    "published train photos exist"))
 def test_fully_published_train_test_split_still_prepares(tmp_path, raw_dir):
     test = {"scene__china", "animal__chelsea"}
     sources = {r["source_id"] for r in read_manifest(raw_dir / "manifest.csv")} - {"greys__grey0"}
@@ -244,7 +239,8 @@ def test_fully_published_train_test_split_still_prepares(tmp_path, raw_dir):
     prepare(TINY_PREPARE, raw_dir, out)
     by_split = sources_by_split(read_prepared_manifest(out))
     assert by_split["test"] == test
-    assert by_split["train"]
+    assert by_split["train"] and by_split["val"]  # val carved from the published train photos
+    assert not by_split["val"] & test
 
 
 def test_failed_prepare_leaves_no_output(tmp_path, raw_dir, monkeypatch):

@@ -41,8 +41,11 @@ def load(path, device="cpu") -> tuple[Colorizer, dict]:
     """Rebuild the Colorizer a checkpoint describes, in eval mode on `device`."""
     payload = read(path)
     config = payload["config"]
-    colorizer = Colorizer(config["network"], config["representation"],
-                          config.get("network_args"), config.get("representation_args"))
+    try:
+        colorizer = Colorizer(config["network"], config["representation"],
+                              config.get("network_args"), config.get("representation_args"))
+    except (UserError, KeyError) as err:
+        raise UserError(f"{path}: cannot rebuild its model ({err})") from None
     try:
         colorizer.load_state_dict(payload["state_dict"])
     except RuntimeError as err:

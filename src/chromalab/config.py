@@ -182,6 +182,11 @@ def _check_type(key: str, value: Any, annotation) -> Any:
     expected = origin or annotation
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-3 (no dot) as a string; take it as the number it means
+            return float(value)
+        except ValueError:
+            pass
     if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise UserError(f"{key}: expected an integer, got {value!r}")
     if not isinstance(value, expected):

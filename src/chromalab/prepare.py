@@ -42,28 +42,38 @@ def mean_chroma(rgb: np.ndarray) -> float:
 
 
 def split_sources(rows: list[dict], params: PrepareParams) -> dict[str, str]:
-    """Assign each source photo to a split with a seeded shuffle; a published split is kept."""
+    """Assign each source photo to a split with a seeded shuffle.
+
+    A split the source publishes (CIFAR-10's test set, say) is kept; what is not published is
+    drawn here: test from the unassigned photos, val from every photo not in test, so a source
+    that publishes only train/test still gets a validation split carved from its train photos.
+    """
     published = {r["source_id"]: r["split"] for r in rows if r.get("split")}
     sources = sorted({r["source_id"] for r in rows})
-    free = [s for s in sources if s not in published]
     rng = np.random.default_rng(params.seed)
-    free = [free[i] for i in rng.permutation(len(free))]
-    has_test = any(v == "test" for v in published.values())
+
+    def shuffled(items):
+        items = sorted(items)
+        return [items[i] for i in rng.permutation(len(items))]
 
     def count(fraction, n):
         return 0 if fraction == 0 else max(1, int(round(fraction * n)))
 
-    n_test = 0 if has_test else count(params.test_fraction, len(sources))
-    n_val = count(params.val_fraction, len(free))
-    if len(free) - n_test - n_val < 1:
+    assignment = dict(published)
+    free = shuffled(s for s in sources if s not in published)
+    if "test" not in published.values():
+        n_test = count(params.test_fraction, len(sources))
+        assignment.update({s: "test" for s in free[:n_test]})
+        free = free[n_test:]
+    if "val" not in published.values():
+        pool = shuffled([s for s, split in published.items() if split == "train"] + free)
+        assignment.update({s: "val" for s in pool[: count(params.val_fraction, len(pool))]})
+    assignment.update({s: "train" for s in free if s not in assignment})
+    if "train" not in assignment.values():
         raise UserError(
             f"prepare: {len(sources)} colour photo(s) cannot fill train/val/test splits "
             f"(val_fraction {params.val_fraction}, test_fraction {params.test_fraction}); add photos"
         )
-    assignment = {s: ("test" if v == "test" else "train") for s, v in published.items()}
-    assignment.update({s: "test" for s in free[:n_test]})
-    assignment.update({s: "val" for s in free[n_test : n_test + n_val]})
-    assignment.update({s: "train" for s in free[n_test + n_val :]})
     return assignment
 
 

@@ -29,9 +29,12 @@ def create_model(name: str, out_channels: int, **network_args):
     if name not in list_models():
         raise UserError(f"unknown network {name!r}; known: {', '.join(list_models())}")
     factory = _REGISTRY[name]
-    accepted = inspect.signature(factory).parameters
+    # The channels are set by the pipeline (L in, the representation's channels out), not knobs.
+    knobs = [k for k in inspect.signature(factory).parameters if k not in ("in_channels", "out_channels")]
     for key in network_args:
-        if key not in accepted:
-            knobs = ", ".join(k for k in accepted if k not in ("in_channels", "out_channels"))
-            raise UserError(f"network_args.{key}: {name} has no such knob; it takes: {knobs}")
-    return factory(in_channels=1, out_channels=out_channels, **network_args)
+        if key not in knobs:
+            raise UserError(f"network_args.{key}: {name} has no such knob; it takes: {', '.join(knobs)}")
+    try:
+        return factory(in_channels=1, out_channels=out_channels, **network_args)
+    except (TypeError, ValueError) as err:  # e.g. base_channels: "wide"
+        raise UserError(f"network_args of {name} {network_args}: {err}") from None
