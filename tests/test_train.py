@@ -96,3 +96,10 @@ def test_mirroring_flips_image_and_colours_together():
     assert 0 < sum(flipped) < 8
     assert torch.equal(ab2[:, 0], L2[:, 0]) and torch.equal(ab2[:, 1], -L2[:, 0])
     assert np.allclose(L2.sum().item(), L.sum().item())
+
+
+def test_without_a_val_split_the_last_epoch_is_kept(tmp_path, raw_dir, mlflow_uri):
+    prepared = tmp_path / "prepared_noval"
+    prepare(TINY_PREPARE.__class__(**{**TINY_PREPARE.__dict__, "val_fraction": 0.0}), raw_dir, prepared)
+    out = train_tiny(tmp_path, prepared, epochs=2)
+    assert checkpoint.read(out / "best.pt")["config"]["epoch"] == 2

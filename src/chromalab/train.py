@@ -69,8 +69,9 @@ def validate(colorizer: Colorizer, loader, device) -> dict:
         for l_plane, p, t in zip(L.cpu().numpy(), pred, ab.cpu().numpy()):
             psnrs.append(metrics.psnr(color.lab_planes_to_rgb_uint8(l_plane, p),
                                       color.lab_planes_to_rgb_uint8(l_plane, t)))
-    n = max(len(psnrs), 1)
-    return {"val_loss": sum(losses) / n, "val_psnr": float(np.mean(psnrs)) if psnrs else float("nan")}
+    if not psnrs:  # no val split (val_fraction 0): NaN, so every epoch counts as the best so far
+        return {"val_loss": float("nan"), "val_psnr": float("nan")}
+    return {"val_loss": sum(losses) / len(psnrs), "val_psnr": float(np.mean(psnrs))}
 
 
 def mirror_half(L: torch.Tensor, ab: torch.Tensor):
