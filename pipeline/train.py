@@ -17,7 +17,7 @@ def main():
     model_params = config.model_params(params, name)
     from chromalab.train import train  # torch is imported only once the params are known to be good
 
-    train(name, model_params, train_params, paths.PREPARED, paths.MODELS / name,
+    train(name, model_params, train_params, paths.PREPARED, paths.PALETTE, paths.MODELS / name,
           paths.TRAIN_REPORTS / name / "history.csv",
           logged_params={"train": config.as_dict(train_params), "model": config.as_dict(model_params)})
 

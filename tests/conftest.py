@@ -90,16 +90,17 @@ def mlflow_uri(tmp_path, monkeypatch):
 TINY_MODEL = dict(network="unet", representation="ab", network_args={"base_channels": 8})
 
 
-def train_tiny(tmp_path, prepared_dir, name="tiny", epochs=2, seed=0, **train_overrides):
+def train_tiny(tmp_path, prepared_dir, name="tiny", epochs=2, seed=0, palette_dir=None, model=None,
+               **train_overrides):
     """Train a small U-Net for a few epochs with the real training loop; returns its folder."""
     from chromalab.config import ModelParams, TrainParams
     from chromalab.train import train
 
     params = TrainParams(epochs=epochs, batch_size=8, lr=3e-3, seed=seed, **train_overrides)
-    model = ModelParams(**TINY_MODEL)
+    model = ModelParams(**(model or TINY_MODEL))
     out = tmp_path / "data" / "models" / name
-    train(name, model, params, prepared_dir, out, tmp_path / "reports" / "train" / name / "history.csv",
-          logged_params={"train": params.__dict__, "model": TINY_MODEL})
+    train(name, model, params, prepared_dir, palette_dir, out, tmp_path / "reports" / "train" / name / "history.csv",
+          logged_params={"train": params.__dict__, "model": model.__dict__})
     return out
 
 

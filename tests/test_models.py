@@ -205,8 +205,8 @@ def test_unknown_representation_or_knob_is_a_user_error():
         create_representation("hsv")
     with pytest.raises(UserError, match=r"^representation_args\.activaton:"):
         create_representation("ab", activaton="tanh")
-    with pytest.raises(UserError, match=r"^representation_args\.activation: expected tanh or none"):
-        create_representation("ab", activation="sigmoid")
+    with pytest.raises(UserError, match=r"^representation_args\.activation: expected tanh, sigmoid or none"):
+        create_representation("ab", activation="relu")
 
 
 # --- checkpoints --------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_size_that_the_network_cannot_take_is_a_user_error(tmp_path, raw_dir, ml
     prepared = tmp_path / "prepared24"
     prepare(TINY_PREPARE.__class__(**{**TINY_PREPARE.__dict__, "size": 24}), raw_dir, prepared)
     with pytest.raises(UserError, match="prepare.size: 24 is not a multiple of 16"):
-        train("tiny", ModelParams(**TINY_MODEL), TrainParams(epochs=1), prepared, tmp_path / "m",
+        train("tiny", ModelParams(**TINY_MODEL), TrainParams(epochs=1), prepared, None, tmp_path / "m",
               tmp_path / "h.csv", logged_params={})
     assert not (tmp_path / "m").exists()
 

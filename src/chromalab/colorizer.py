@@ -3,6 +3,12 @@
 This is the object that is trained, checkpointed, logged to MLflow and used by `chromalab
 colorize`. Its forward pads any input to the network's size multiple and crops back, so a model
 trained on 64 px crops colorizes a photo of any shape.
+
+What a network may offer beyond forward(x) -> outputs (see models/registry.py):
+- `num_classes > 0` and `forward_with_classes(x)` -> (outputs, class logits): a classification head
+  trained beside the colours (Iizuka et al.);
+- `precompute(x)` and `forward(x, precomputed=...)`: per-image features from a frozen pre-trained
+  network, which training computes once per dataset (Deep Koalarization's embeddings).
 """
 
 from __future__ import annotations
@@ -23,9 +29,19 @@ class Colorizer(nn.Module):
         self.network = create_model(network, out_channels=self.representation.channels, **(network_args or {}))
         self.size_multiple = getattr(self.network, "size_multiple", 1)
 
-    def outputs(self, L: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_classes(self) -> int:
+        return getattr(self.network, "num_classes", 0)
+
+    def outputs(self, L: torch.Tensor, **extra) -> torch.Tensor:
         """Raw network outputs for L (B, 1, H, W) in Lab units; H and W must fit size_multiple."""
-        return self.network(color.normalize_l(L))
+        return self.network(color.normalize_l(L), **extra)
+
+    def outputs_and_classes(self, L: torch.Tensor, **extra):
+        """(outputs, class logits or None): the class head runs only where there is one."""
+        if self.num_classes:
+            return self.network.forward_with_classes(color.normalize_l(L), **extra)
+        return self.outputs(L, **extra), None
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         """ab (B, 2, H, W) in Lab units for L (B, 1, H, W) in Lab units, at any H and W."""

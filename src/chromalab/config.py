@@ -110,8 +110,10 @@ class ModelParams:
     representation: str = "ab"
     network_args: dict = dataclasses.field(default_factory=dict)
     representation_args: dict = dataclasses.field(default_factory=dict)
+    class_loss_weight: float = 0.0  # α of Iizuka et al.'s loss MSE + α·CE(class), for networks with a class head
 
     def check(self, key: str) -> None:
+        _at_least(key, "class_loss_weight", self.class_loss_weight, 0.0)
         # Imported here: the registries pull in torch, which params validation should not need.
         from chromalab.models import registry
         from chromalab import representations

@@ -3,6 +3,8 @@
 Outputs (data/prepared/):
 - `{train,val,test}_L.npy` (N, 1, S, S) and `{split}_ab.npy` (N, 2, S, S): CIE Lab planes, written
   and read as memory-mapped .npy files so a dataset larger than RAM works;
+- `{split}_label.npy` (N,) int16: the index of each image's class in summary.json's `labels`, or
+  -1 for an image without a label (Iizuka et al.'s classification head learns from these);
 - `manifest.csv`: one row per prepared image (split, index, source_id, label, raw path, crop box);
 - `summary.json`: counts per split, photos dropped as already grey, size, dtype, class labels.
 
@@ -124,9 +126,12 @@ def _plan(raw_dir: Path, rows: list[dict], params: PrepareParams):
     return plan, grey
 
 
-def _write_split(raw_dir: Path, out_dir: Path, split: str, items, params: PrepareParams):
+def _write_split(raw_dir: Path, out_dir: Path, split: str, items, params: PrepareParams, labels: list[str]):
     """Second pass: crop, convert to Lab in chunks, write into memory-mapped arrays."""
     n, s = len(items), params.size
+    index = {label: i for i, label in enumerate(labels)}
+    np.save(out_dir / f"{split}_label.npy",
+            np.array([index.get(row.get("label", ""), -1) for row, _ in items], dtype=np.int16))
     L = np.lib.format.open_memmap(out_dir / f"{split}_L.npy", "w+", params.dtype, (n, 1, s, s))
     ab = np.lib.format.open_memmap(out_dir / f"{split}_ab.npy", "w+", params.dtype, (n, 2, s, s))
     cached_path, cached_rgb = None, None
@@ -172,7 +177,7 @@ def prepare(params: PrepareParams, raw_dir, out_dir) -> dict:
     }
     with atomic.atomic_path(out_dir, is_dir=True) as tmp:
         for split in SPLITS:
-            _write_split(raw_dir, tmp, split, plan[split], params)
+            _write_split(raw_dir, tmp, split, plan[split], params, labels)
         (tmp / "manifest.csv").write_text(manifest, encoding="utf-8")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("prepared %s images at %d px (%s photos) into %s",

@@ -39,9 +39,22 @@ def create_representation(name: str, **args) -> "Representation":
     return cls(**args)
 
 
+def representation_args(name: str, args: dict, palette_dir) -> dict:
+    """The user's knobs plus what the representation takes from the palette stage's outputs
+    (k-means colours, gamut bins), so a checkpoint's config rebuilds it without data/."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown representation {name!r}; known: {', '.join(list_representations())}")
+    return _REGISTRY[name].with_palette(dict(args), palette_dir)
+
+
 class Representation(nn.Module):
     name: str
     channels: int
+
+    @classmethod
+    def with_palette(cls, args: dict, palette_dir) -> dict:
+        """Add palette-derived constructor arguments to `args` (nothing, unless overridden)."""
+        return args
 
     def target(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         """Ground truth (Lab units, (B,1,H,W) and (B,2,H,W)) -> what the network is trained to output."""
@@ -57,10 +70,11 @@ class Representation(nn.Module):
 
 @register_representation
 class ABRegression(Representation):
-    """ab regressed directly, scaled by 110 to [-1, 1] and squashed by tanh (MSE loss).
+    """ab regressed directly, scaled by 110 to [-1, 1], with MSE.
 
-    tanh on the symmetric range is seed 004's sigmoid on [0, 1]: the same curve, shifted.
-    `activation: none` gives the plain linear output with clipping at decode time instead.
+    `activation` squashes the output into range: tanh (Deep Koalarization; seed 004's sigmoid on
+    a symmetric range is the same curve), sigmoid (Iizuka et al.: ab mapped to [0, 1]), or none
+    (plain linear output, clipped at decode time).
     """
 
     name = "ab"
@@ -68,18 +82,24 @@ class ABRegression(Representation):
 
     def __init__(self, activation: str = "tanh"):
         super().__init__()
-        if activation not in ("tanh", "none"):
-            raise UserError(f"representation_args.activation: expected tanh or none, got {activation!r}")
+        if activation not in ("tanh", "sigmoid", "none"):
+            raise UserError(f"representation_args.activation: expected tanh, sigmoid or none, got {activation!r}")
         self.activation = activation
 
     def _squash(self, output):
-        return torch.tanh(output) if self.activation == "tanh" else output
+        """Network output -> normalised ab in [-1, 1]."""
+        if self.activation == "tanh":
+            return torch.tanh(output)
+        if self.activation == "sigmoid":
+            return 2.0 * torch.sigmoid(output) - 1.0
+        return output
 
     def target(self, L, ab):
         return color.normalize_ab(ab)
 
     def loss(self, output, target):
-        return nn.functional.mse_loss(self._squash(output), target)
+        scale = 0.25 if self.activation == "sigmoid" else 1.0  # MSE measured on [0, 1] as Iizuka et al.
+        return scale * nn.functional.mse_loss(self._squash(output), target)
 
     def decode(self, output, L):
         return color.denormalize_ab(self._squash(output).clamp(-1.0, 1.0))

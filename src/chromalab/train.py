@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from chromalab import atomic, checkpoint, color, metrics, tracking
+from chromalab import atomic, checkpoint, color, metrics, representations, tracking
 from chromalab.colorizer import Colorizer, count_parameters
 from chromalab.config import ModelParams, TrainParams, as_dict
 from chromalab.data.lab_arrays import LabBatches, batch_loader, load_summary
 from chromalab.errors import UserError
+from chromalab.models import registry
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +58,45 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
+def batch_loss(colorizer: Colorizer, batch: dict, class_loss_weight: float, extra: dict):
+    """The representation's loss, plus α·CE(class) where the network has a class head and the
+    batch has labels (Iizuka et al.)."""
+    L, ab, label = batch["L"], batch["ab"], batch["label"]
+    out, logits = colorizer.outputs_and_classes(L, **extra)
+    loss = colorizer.representation.loss(out.float(), colorizer.representation.target(L, ab))
+    labelled = label >= 0
+    if logits is not None and class_loss_weight > 0 and labelled.any():
+        loss = loss + class_loss_weight * nn.functional.cross_entropy(logits.float()[labelled], label[labelled])
+    return loss, out
+
+
 @torch.no_grad()
-def validate(colorizer: Colorizer, loader, device) -> dict:
+def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, device) -> torch.Tensor | None:
+    """Per-image features of a frozen pre-trained network, computed once per split (Deep
+    Koalarization precomputed its Inception embeddings the same way); None if the network has none."""
+    if not getattr(colorizer.network, "precomputable", False):
+        return None
+    colorizer.eval()
+    loader = batch_loader(dataset, batch_size, shuffle=False)
+    feats = [colorizer.network.precompute(color.normalize_l(b["L"].to(device))) for b in loader]
+    return torch.cat(feats) if feats else None
+
+
+def _extra(cache, batch) -> dict:
+    return {"precomputed": cache[batch["rows"]]} if cache is not None else {}
+
+
+@torch.no_grad()
+def validate(colorizer: Colorizer, loader, device, class_loss_weight: float, cache=None) -> dict:
     """Mean loss and mean PSNR (uint8 RGB, as the evaluate stage scores) on a held-out split."""
     colorizer.eval()
     losses, psnrs = [], []
-    for L, ab in loader:
-        L, ab = L.to(device), ab.to(device)
-        out = colorizer.outputs(L)
-        losses.append(colorizer.representation.loss(out, colorizer.representation.target(L, ab)).item() * len(L))
-        pred = colorizer.representation.decode(out, L).float().cpu().numpy()
-        for l_plane, p, t in zip(L.cpu().numpy(), pred, ab.cpu().numpy()):
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss, out = batch_loss(colorizer, batch, class_loss_weight, _extra(cache, batch))
+        losses.append(loss.item() * len(batch["L"]))
+        pred = colorizer.representation.decode(out, batch["L"]).float().cpu().numpy()
+        for l_plane, p, t in zip(batch["L"].cpu().numpy(), pred, batch["ab"].cpu().numpy()):
             psnrs.append(metrics.psnr(color.lab_planes_to_rgb_uint8(l_plane, p),
                                       color.lab_planes_to_rgb_uint8(l_plane, t)))
     if not psnrs:  # no val split (val_fraction 0): NaN, so every epoch counts as the best so far
@@ -88,14 +118,28 @@ def _history_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, out_dir, history_path,
+def build_colorizer(model: ModelParams, summary: dict, palette_dir) -> tuple[Colorizer, dict, dict]:
+    """The Colorizer a model's params describe, with what the data decides filled in: the palette
+    for palette/bins representations, the number of classes for a network with a class head."""
+    network_args = dict(model.network_args)
+    if "num_classes" in registry.knobs(model.network):
+        network_args["num_classes"] = len(summary.get("labels", []))
+        if not network_args["num_classes"]:
+            log.info("%s: the data has no class labels, so the classification head is disabled", model.network)
+    representation_args = representations.representation_args(
+        model.representation, model.representation_args, palette_dir)
+    colorizer = Colorizer(model.network, model.representation, network_args, representation_args)
+    return colorizer, network_args, representation_args
+
+
+def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, palette_dir, out_dir, history_path,
           logged_params: dict) -> dict:
     """Train model `name`; returns the checkpoint config of the best epoch."""
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     summary = load_summary(prepared_dir)
     seed_everything(params.seed, params.deterministic)
     device = select_device(params.device)
-    colorizer = Colorizer(model.network, model.representation, model.network_args, model.representation_args)
+    colorizer, network_args, representation_args = build_colorizer(model, summary, palette_dir)
     if summary["size"] % colorizer.size_multiple:
         raise UserError(f"prepare.size: {summary['size']} is not a multiple of {colorizer.size_multiple}, "
                         f"which the {model.network} network needs")
@@ -106,17 +150,21 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, out_
     pin = device.type == "cuda"
     train_loader = batch_loader(train_set, params.batch_size, True, params.seed, params.num_workers, pin)
     val_loader = batch_loader(val_set, params.batch_size, False, 0, params.num_workers, pin)
-    optimizer = torch.optim.Adam(colorizer.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    trainable = [p for p in colorizer.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=params.lr, weight_decay=params.weight_decay)
     amp, scaler = autocast(device, params.amp)
     n_params = count_parameters(colorizer)
-    log.info("%s: %s -> %s, %d parameters, %d train / %d val images at %d px on %s",
-             name, model.network, model.representation, n_params, len(train_set), len(val_set),
-             summary["size"], device)
+    log.info("%s: %s -> %s, %d parameters (%d trained), %d train / %d val images at %d px on %s",
+             name, model.network, model.representation, n_params, sum(p.numel() for p in trainable),
+             len(train_set), len(val_set), summary["size"], device)
+    cache = {split: precompute(colorizer, ds, params.batch_size, device)
+             for split, ds in (("train", train_set), ("val", val_set))}
+    alpha = model.class_loss_weight
 
     run_id = tracking.start_run(name, logged_params, summary["manifest_sha256"])
     config = {
         "model": name, "network": model.network, "representation": model.representation,
-        "network_args": dict(model.network_args), "representation_args": dict(model.representation_args),
+        "network_args": network_args, "representation_args": representation_args,
         "image_size": summary["size"], "labels": summary.get("labels", []),
         "data_sha256": summary["manifest_sha256"], "mlflow_run_id": run_id,
         "parameters": n_params, "train": as_dict(params),
@@ -127,13 +175,12 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, out_
             colorizer.train()
             epoch_start, total, seen = time.perf_counter(), 0.0, 0
             bar = tqdm(train_loader, desc=f"{name} epoch {epoch}/{params.epochs}", leave=False, disable=None)
-            for L, ab in bar:
-                L, ab = L.to(device, non_blocking=pin), ab.to(device, non_blocking=pin)
+            for batch in bar:
+                batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
                 if params.hflip:
-                    L, ab = mirror_half(L, ab)
+                    batch["L"], batch["ab"] = mirror_half(batch["L"], batch["ab"])
                 with amp:
-                    out = colorizer.outputs(L)
-                    loss = colorizer.representation.loss(out.float(), colorizer.representation.target(L, ab))
+                    loss, _ = batch_loss(colorizer, batch, alpha, _extra(cache["train"], batch))
                 optimizer.zero_grad(set_to_none=True)
                 if scaler:
                     scaler.scale(loss).backward()
@@ -142,9 +189,10 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, out_
                 else:
                     loss.backward()
                     optimizer.step()
-                total, seen = total + loss.item() * len(L), seen + len(L)
+                total, seen = total + loss.item() * len(batch["L"]), seen + len(batch["L"])
                 bar.set_postfix(loss=f"{total / seen:.4f}")
-            row = {"epoch": epoch, "train_loss": total / seen, **validate(colorizer, val_loader, device),
+            row = {"epoch": epoch, "train_loss": total / seen,
+                   **validate(colorizer, val_loader, device, alpha, cache["val"]),
                    "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - epoch_start}
             history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
             tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
@@ -153,8 +201,7 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, out_
             config.update(epoch=epoch, train_seconds=round(time.perf_counter() - started, 2),
                           val_loss=row["val_loss"], val_psnr=row["val_psnr"])
             checkpoint.save(out_dir / "last.pt", colorizer, config)
-            # No validation images (val_fraction 0): the last epoch counts as the best.
-            if best is None or not row["val_loss"] >= best["val_loss"]:
+            if best is None or not row["val_loss"] >= best["val_loss"]:  # NaN (no val split): keep the last
                 best = dict(config)
                 checkpoint.save(out_dir / "best.pt", colorizer, best)
             atomic.write_text(history_path, _history_csv(history))

@@ -35,21 +35,32 @@ def load_summary(prepared_dir) -> dict:
     return json.loads(path.read_text())
 
 
+def load_labels(prepared_dir, split: str, count: int) -> np.ndarray:
+    """Class index per image (-1: no label)."""
+    path = Path(prepared_dir) / f"{split}_label.npy"
+    return np.load(path).astype(np.int64) if path.is_file() else np.full(count, -1, np.int64)
+
+
 class LabBatches(torch.utils.data.Dataset):
-    """Indexed by a list of row numbers (from a BatchSampler); returns float32 (L, ab) tensors."""
+    """Indexed by a list of row numbers (from a BatchSampler); returns a batch as a dict:
+    float32 `L` (B, 1, S, S) and `ab` (B, 2, S, S) in Lab units, int64 `label` (B,), and `rows`."""
 
     def __init__(self, prepared_dir, split: str):
         self.prepared_dir, self.split = Path(prepared_dir), split
         self.L, self.ab = load_split(prepared_dir, split)
+        self.labels = load_labels(prepared_dir, split, len(self.L))
 
     def __len__(self):
         return len(self.L)
 
     def __getitem__(self, rows):
         rows = np.sort(np.asarray(rows))  # sorted reads walk the memory map forwards
-        L = torch.from_numpy(np.ascontiguousarray(self.L[rows], dtype=np.float32))
-        ab = torch.from_numpy(np.ascontiguousarray(self.ab[rows], dtype=np.float32))
-        return L, ab
+        return {
+            "L": torch.from_numpy(np.ascontiguousarray(self.L[rows], dtype=np.float32)),
+            "ab": torch.from_numpy(np.ascontiguousarray(self.ab[rows], dtype=np.float32)),
+            "label": torch.from_numpy(self.labels[rows]),
+            "rows": torch.from_numpy(rows),
+        }
 
 
 def batch_loader(dataset: LabBatches, batch_size: int, shuffle: bool, seed: int = 0,

@@ -24,17 +24,22 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def knobs(name: str) -> list[str]:
+    """The knobs a network takes; the channels are set by the pipeline (L in, the
+    representation's channels out), not by params."""
+    params = inspect.signature(_REGISTRY[name]).parameters
+    return [k for k in params if k not in ("in_channels", "out_channels")]
+
+
 def create_model(name: str, out_channels: int, **network_args):
     """Build the network `name`; unknown names and unknown or mistyped knobs are user errors."""
     if name not in list_models():
         raise UserError(f"unknown network {name!r}; known: {', '.join(list_models())}")
-    factory = _REGISTRY[name]
-    # The channels are set by the pipeline (L in, the representation's channels out), not knobs.
-    knobs = [k for k in inspect.signature(factory).parameters if k not in ("in_channels", "out_channels")]
+    accepted = knobs(name)
     for key in network_args:
-        if key not in knobs:
-            raise UserError(f"network_args.{key}: {name} has no such knob; it takes: {', '.join(knobs)}")
+        if key not in accepted:
+            raise UserError(f"network_args.{key}: {name} has no such knob; it takes: {', '.join(accepted)}")
     try:
-        return factory(in_channels=1, out_channels=out_channels, **network_args)
+        return _REGISTRY[name](in_channels=1, out_channels=out_channels, **network_args)
     except (TypeError, ValueError) as err:  # e.g. base_channels: "wide"
         raise UserError(f"network_args of {name} {network_args}: {err}") from None
