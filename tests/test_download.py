@@ -244,3 +244,27 @@ def test_read_manifest_names_the_file_when_missing_or_malformed(tmp_path):
     path.write_text(",".join(COLUMNS) + "\nimages/a.png,a\n")
     with pytest.raises(UserError, match="line 2: expected 7 fields"):
         read_manifest(path)
+
+
+def test_train_and_test_folders_publish_the_split_and_the_next_level_is_the_label(tmp_path):
+    root = tmp_path / "cifar"
+    for split, label, image in (("train", "cat", skdata.chelsea()), ("train", "ship", skdata.rocket()),
+                                ("test", "cat", skdata.astronaut()), ("test", "ship", skdata.coffee())):
+        save(root / split / label / f"{label}_{split}.png", small(image))
+    out = tmp_path / "raw"
+    download(DataParams(source="folder", path=str(root)), out)
+    rows = {r["source_id"]: r for r in read_manifest(out / "manifest.csv")}
+    assert rows["test__cat__cat_test"]["split"] == "test" and rows["test__cat__cat_test"]["label"] == "cat"
+    assert rows["train__ship__ship_train"]["split"] == "train"
+    assert {r["label"] for r in rows.values()} == {"cat", "ship"}
+
+
+def test_classes_keeps_only_the_named_classes(tmp_path):
+    root = tmp_path / "photos"
+    save(root / "deer" / "a.png", small(skdata.chelsea()))
+    save(root / "ship" / "b.png", small(skdata.rocket()))
+    out = tmp_path / "raw"
+    download(DataParams(source="folder", path=str(root), classes=["deer"]), out)
+    assert [r["label"] for r in read_manifest(out / "manifest.csv")] == ["deer"]
+    with pytest.raises(UserError, match=r"data.classes: 'horse' not among the source's classes \(deer, ship\)"):
+        download(DataParams(source="folder", path=str(root), classes=["horse"]), tmp_path / "raw2")

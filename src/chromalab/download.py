@@ -90,7 +90,7 @@ def _copy_images(listing: sources.Listing, out: Path) -> tuple[list[dict], list[
             "width": width,
             "height": height,
             "sha256": digest,
-            "split": "",
+            "split": candidate.split,
         })
     duplicates = len(listing.candidates) - len(rows) - len(rejected)
     return rows, rejected, duplicates

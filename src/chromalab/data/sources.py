@@ -39,6 +39,7 @@ class Candidate(NamedTuple):
     path: Path  # the file to copy
     source_id: str  # unique within a listing; becomes the stored file's name
     label: str  # class label, '' if none
+    split: str = ""  # a split the source publishes (train/val/test), '' if none
 
 
 class Listing(NamedTuple):
@@ -80,26 +81,40 @@ def _walk_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
-def _folder_candidate(root: Path, rel: Path) -> Candidate:
-    label = rel.parts[0] if len(rel.parts) > 1 else ""
+PUBLISHED_SPLITS = {"train", "val", "test"}
+
+
+def _has_split_folders(rels: list[Path]) -> bool:
+    """True when every image sits under a train/, val/ or test/ folder (an ImageFolder-style
+    dataset such as CIFAR-10's train/<class>/ and test/<class>/)."""
+    tops = {rel.parts[0] for rel in rels if len(rel.parts) > 1}
+    return bool(tops) and tops <= PUBLISHED_SPLITS and all(len(rel.parts) > 1 for rel in rels)
+
+
+def _folder_candidate(root: Path, rel: Path, split_folders: bool) -> Candidate:
+    parts = rel.parts[1:] if split_folders else rel.parts
+    label = parts[0] if len(parts) > 1 else ""
     source_id = rel.with_suffix("").as_posix().replace("/", "__")
-    return Candidate(root / rel, source_id, label)
+    return Candidate(root / rel, source_id, label, rel.parts[0] if split_folders else "")
 
 
 def folder(path: str) -> Listing:
-    """Images under a directory tree; the first-level sub-folder a file sits in is its label."""
+    """Images under a directory tree; the first-level sub-folder a file sits in is its label.
+
+    A tree whose first level is train/, val/ or test/ publishes its split: that level is the
+    split, the next one the label (prepare keeps a published test split as it is)."""
     root = Path(path).expanduser()
     if not root.exists():
         raise UserError(f"data.path: {root}: folder not found")
     if not root.is_dir():
         raise UserError(f"data.path: {root}: is a file, expected a folder of photos")
-    candidates, skipped, owners = [], 0, {}
-    for rel in _walk_files(root):
-        if rel.suffix.lower() not in IMAGE_EXTENSIONS:
-            log.debug("skipping non-image file %s", root / rel)
-            skipped += 1
-            continue
-        candidate = _folder_candidate(root, rel)
+    candidates, owners = [], {}
+    files = _walk_files(root)
+    images = [rel for rel in files if rel.suffix.lower() in IMAGE_EXTENSIONS]
+    skipped = len(files) - len(images)
+    split_folders = _has_split_folders(images)
+    for rel in images:
+        candidate = _folder_candidate(root, rel, split_folders)
         # a/b.jpg and a/b.png (or a__b.jpg) would share an id: refuse rather than guess.
         if candidate.source_id in owners:
             raise UserError(
@@ -116,7 +131,17 @@ def folder(path: str) -> Listing:
     return Listing(candidates, skipped)
 
 
+def keep_classes(listing: Listing, classes: list[str]) -> Listing:
+    """Only the images of the named classes (seed 000 trained on one class, e.g. deer)."""
+    known = sorted({c.label for c in listing.candidates} - {""})
+    unknown = [c for c in classes if c not in known]
+    if unknown:
+        raise UserError(f"data.classes: {', '.join(map(repr, unknown))} not among the source's classes "
+                        f"({', '.join(known) or 'it has none'})")
+    wanted = set(classes)
+    return Listing([c for c in listing.candidates if c.label in wanted], listing.skipped)
+
+
 def list_candidates(params: DataParams) -> Listing:
-    if params.source == "folder":
-        return folder(params.path)
-    return builtin()
+    listing = folder(params.path) if params.source == "folder" else builtin()
+    return keep_classes(listing, params.classes) if params.classes else listing
