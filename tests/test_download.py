@@ -268,3 +268,16 @@ def test_classes_keeps_only_the_named_classes(tmp_path):
     assert [r["label"] for r in read_manifest(out / "manifest.csv")] == ["deer"]
     with pytest.raises(UserError, match=r"data.classes: 'horse' not among the source's classes \(deer, ship\)"):
         download(DataParams(source="folder", path=str(root), classes=["horse"]), tmp_path / "raw2")
+
+
+def test_limit_takes_the_same_seeded_subset_every_time(tmp_path):
+    root = tmp_path / "photos"
+    for i, image in enumerate((skdata.chelsea(), skdata.rocket(), skdata.astronaut(), skdata.coffee())):
+        save(root / f"p{i}.png", small(image))
+    picks = []
+    for run, seed in enumerate((0, 0, 1)):
+        out = tmp_path / f"raw{run}"
+        download(DataParams(source="folder", path=str(root), limit=2, seed=seed), out)
+        picks.append([r["source_id"] for r in read_manifest(out / "manifest.csv")])
+    assert len(picks[0]) == 2 and picks[0] == picks[1]
+    assert picks[2] != picks[0]  # (with these 4 photos, seed 1 happens to pick another pair)

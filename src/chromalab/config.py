@@ -28,12 +28,16 @@ class DataParams:
     source: Literal["builtin", "folder"] = "builtin"
     path: str | None = None  # folder source: a directory of photos; sub-folder names are labels
     classes: list | None = None  # keep only these class labels (seed 000's single-class runs)
+    limit: int | None = None  # keep a seeded random subset of this many images
+    seed: int = 0
 
     def check(self, key: str) -> None:
         if self.source == "folder" and not self.path:
             raise UserError(f"{key}.path: the folder source needs a directory of photos")
         if self.classes is not None and (not self.classes or not all(isinstance(c, str) for c in self.classes)):
             raise UserError(f"{key}.classes: expected a non-empty list of class names, got {self.classes!r}")
+        if self.limit is not None:
+            _at_least(key, "limit", self.limit, 1)
 
 
 @dataclasses.dataclass(frozen=True)

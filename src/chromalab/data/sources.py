@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from chromalab.config import DataParams
 from chromalab.errors import UserError
 from chromalab.images import IMAGE_EXTENSIONS
@@ -142,6 +144,18 @@ def keep_classes(listing: Listing, classes: list[str]) -> Listing:
     return Listing([c for c in listing.candidates if c.label in wanted], listing.skipped)
 
 
+def subset(listing: Listing, limit: int, seed: int) -> Listing:
+    """A seeded random subset of `limit` images, kept in listing order (the same params always
+    give the same images)."""
+    if limit >= len(listing.candidates):
+        return listing
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(listing.candidates), size=limit, replace=False))
+    return Listing([listing.candidates[i] for i in keep], listing.skipped)
+
+
 def list_candidates(params: DataParams) -> Listing:
     listing = folder(params.path) if params.source == "folder" else builtin()
-    return keep_classes(listing, params.classes) if params.classes else listing
+    if params.classes:
+        listing = keep_classes(listing, params.classes)
+    return subset(listing, params.limit, params.seed) if params.limit else listing
