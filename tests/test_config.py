@@ -218,7 +218,9 @@ def test_unknown_network_lists_the_known_ones():
     message = str(err.value)
     assert message.startswith("models.mine.network:")
     assert "'resnet9000'" in message
-    assert "known: unet" in message
+    from chromalab.models import list_models
+
+    assert f"known: {', '.join(list_models())}" in message and "unet" in message
 
 
 def test_unknown_representation_lists_the_known_ones():
