@@ -3,12 +3,22 @@
 CIE Lab with a D65 white point (scikit-image's convention). Networks see L centred at 50 and
 scaled by 100, and ab scaled by 110 (richzhang/colorization's constants), so every model and every
 representation agree on what a number means.
+
+The numpy functions use scikit-image itself; the torch functions (for losses and decoding on the
+training device) reimplement its formulas so that both agree to float32 precision. torch is
+imported inside them: the metrics and report code import this module and must not pull in torch.
 """
 
+from __future__ import annotations
+
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from skimage import color as skcolor
+
+if TYPE_CHECKING:
+    import torch
 
 L_CENTER = 50.0
 L_SCALE = 100.0
@@ -48,3 +58,70 @@ def normalize_ab(ab):
 
 def denormalize_ab(ab):
     return ab * AB_SCALE
+
+
+# scikit-image's constants: the sRGB primaries, the D65 2° white, and the piecewise thresholds of
+# the sRGB companding and of the Lab f(t) (7.787 and 0.008856 are its rounded (29/6)²/3 and (6/29)³).
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
+                          [0.212671, 0.715160, 0.072169],
+                          [0.019334, 0.119193, 0.950227]])
+_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
+_D65 = (0.95047, 1.0, 1.08883)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """float16/bfloat16 are computed in float32 (the cube and 2.4 powers lose too much in half);
+    float64 stays float64."""
+    import torch
+
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def _mix(matrix: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    """3x3 matrix applied along the channel axis (-3). Broadcast sums rather than a matmul, so
+    that autocast never lowers it to half precision."""
+    import torch
+
+    m = torch.as_tensor(matrix, dtype=x.dtype, device=x.device)
+    c0, c1, c2 = x.unbind(-3)
+    return torch.stack([m[i, 0] * c0 + m[i, 1] * c1 + m[i, 2] * c2 for i in range(3)], dim=-3)
+
+
+def lab_to_rgb_torch(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """Lab in Lab units (..., 3, H, W) -> sRGB in [0, 1], as skimage.color.lab2rgb (D65).
+
+    Differentiable (every fractional power sees its input clamped into its own branch, so no NaN
+    gradients leak through the branch that torch.where discards). `clip=False` leaves
+    out-of-gamut colours outside [0, 1] instead of clipping them as scikit-image does.
+    """
+    import torch
+
+    x_in = lab.to(_compute_dtype(lab))
+    L, a, b = x_in.unbind(-3)
+    fy = (L + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = (fy - b / 200.0).clamp(min=0.0)  # scikit-image clips negative z the same way
+    f = torch.stack([fx, fy, fz], dim=-3)
+    xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16.0 / 116.0) / 7.787)
+    white = torch.tensor(_D65, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
+    linear = _mix(_RGB_FROM_XYZ, xyz * white)
+    rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055,
+                      12.92 * linear)
+    if clip:
+        rgb = rgb.clamp(0.0, 1.0)
+    return rgb.to(lab.dtype)
+
+
+def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] (..., 3, H, W) -> Lab in Lab units, as skimage.color.rgb2lab (D65);
+    differentiable."""
+    import torch
+
+    x_in = rgb.to(_compute_dtype(rgb))
+    linear = torch.where(x_in > 0.04045, ((x_in.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, x_in / 12.92)
+    white = torch.tensor(_D65, dtype=linear.dtype, device=linear.device).view(3, 1, 1)
+    xyz = _mix(_XYZ_FROM_RGB, linear) / white
+    f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1 / 3), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f.unbind(-3)
+    lab = torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
+    return lab.to(rgb.dtype)

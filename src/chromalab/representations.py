@@ -4,11 +4,22 @@ A representation is separate from the network that predicts it, so any architect
 any representation. Each one owns its number of output channels, its target encoding, its loss
 and its decoding back to ab in Lab units. It is an nn.Module so that what it needs at decode time
 (a palette, bin centres) travels inside the model's state_dict.
+
+- `ab`: ab regressed directly, with tanh, sigmoid or no squashing (see ABRegression);
+- `rgb`: RGB regressed through a sigmoid (seed 000's autoencoder, seed 004);
+- `palette`: per-pixel classification into the palette stage's k-means colours (seed 000);
+- `bins`: Zhang, Isola & Efros 2016's soft-encoded, class-rebalanced ab bins, annealed-mean decoding.
+
+Networks return outputs at the input's resolution (they upsample themselves), so every target is
+taken at full resolution.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -57,7 +68,8 @@ class Representation(nn.Module):
         return args
 
     def target(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        """Ground truth (Lab units, (B,1,H,W) and (B,2,H,W)) -> what the network is trained to output."""
+        """Ground truth (Lab units, (B,1,H,W) and (B,2,H,W)) -> what the network is trained to output:
+        a tensor, or any structure this representation's own loss() understands."""
         raise NotImplementedError
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -103,3 +115,211 @@ class ABRegression(Representation):
 
     def decode(self, output, L):
         return color.denormalize_ab(self._squash(output).clamp(-1.0, 1.0))
+
+
+def _sq_distances(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Squared distance of every pixel of x (B, D, H, W) to every centre (K, D) -> (B, K, H, W).
+
+    Accumulated one colour channel at a time, so memory stays at one (B, K, H, W) tensor."""
+    dist = None
+    for d in range(centers.shape[1]):
+        term = (x[:, d : d + 1] - centers[:, d].view(1, -1, 1, 1)) ** 2
+        dist = term if dist is None else dist + term
+    return dist
+
+
+def _expectation(probs: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Probabilities (B, K, H, W) over centres (K, 2) -> their mean ab (B, 2, H, W)."""
+    return torch.einsum("bkhw,kc->bchw", probs, centers.to(probs.dtype))
+
+
+def _positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UserError(f"representation_args.{name}: expected a number > 0, got {value!r}")
+    return float(value)
+
+
+@register_representation
+class RGBRegression(Representation):
+    """RGB in [0, 1] through a sigmoid, with MSE on RGB: seed 000's autoencoder (and seed 004)
+    predicted the three RGB channels of the colour image.
+
+    Adapted: the network sees L (not the seed's greyscale RGB), and decoding converts the predicted
+    RGB to Lab and keeps only its ab; the input's L replaces the predicted lightness, as the seed's
+    own conversion to Lab did. The target is the ground truth's sRGB, clipped to [0, 1].
+    """
+
+    name = "rgb"
+    channels = 3
+
+    def target(self, L, ab):
+        return color.lab_to_rgb_torch(torch.cat([L, ab], dim=1)).clamp(0.0, 1.0)
+
+    def loss(self, output, target):
+        return nn.functional.mse_loss(torch.sigmoid(output), target)
+
+    def decode(self, output, L):
+        lab = color.rgb_to_lab_torch(torch.sigmoid(output.float()))
+        return lab[:, 1:].clamp(-color.AB_SCALE, color.AB_SCALE)
+
+
+def _reject_palette_keys(args: dict, keys: tuple, source: str) -> None:
+    """What the palette stage decides is not a user knob (it would be overwritten silently)."""
+    for key in keys:
+        if key in args:
+            raise UserError(f"representation_args.{key}: comes from the palette stage's {source}, not from params")
+
+
+def _read_kmeans(palette_dir) -> dict:
+    path = Path(palette_dir) / "kmeans.json"
+    if not path.is_file():
+        raise UserError(f"{path}: missing; run the palette stage first (dvc repro palette)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+
+
+@register_representation
+class PaletteClassification(Representation):
+    """Each pixel classified into the k-means colours of the palette stage (seed 000, Ye & Liu).
+
+    The seed clustered training colours with k-means (k = 4 .. 32, in RGB), trained a CNN with
+    softmax + cross-entropy to pick each pixel's colour, and painted each pixel with the most
+    likely one (argmax). Kept: the k-means palette, per-pixel cross-entropy, argmax decoding
+    (`decode: argmax`, the default). Adapted:
+    - the palette may be fitted in ab (the palette stage's default) or in RGB as the seed did
+      (0..255 centres); the target is the nearest centre in that space;
+    - decoding paints ab only (each colour's mean ab), the input's L gives the lightness; in RGB
+      space a colour's ab is the mean ab of the training pixels assigned to it;
+    - `decode: annealed_mean` is Zhang et al.'s annealed mean (temperature T) over the palette,
+      a chromalab extension that softens the seed's hard k-colour look.
+    The centres are registered buffers: they follow .to(device) and live in the state_dict.
+    """
+
+    name = "palette"
+
+    def __init__(self, centers, centers_ab, space: str = "ab", decode: str = "argmax", temperature: float = 0.38):
+        super().__init__()
+        if space not in ("ab", "rgb"):
+            raise UserError(f"representation_args.space: expected ab or rgb, got {space!r}")
+        if decode not in ("argmax", "annealed_mean"):
+            raise UserError(f"representation_args.decode: expected argmax or annealed_mean, got {decode!r}")
+        centers = torch.as_tensor(centers, dtype=torch.float32)
+        centers_ab = torch.as_tensor(centers_ab, dtype=torch.float32)
+        dim = 2 if space == "ab" else 3
+        if centers.ndim != 2 or centers.shape[1] != dim or centers.shape[0] < 2:
+            raise UserError(f"representation_args.centers: expected k >= 2 rows of {dim} values "
+                            f"(space {space}), got shape {tuple(centers.shape)}")
+        if centers_ab.shape != (centers.shape[0], 2):
+            raise UserError(f"representation_args.centers_ab: expected {centers.shape[0]} rows of 2 values, "
+                            f"got shape {tuple(centers_ab.shape)}")
+        self.space, self.decode_mode = space, decode
+        self.temperature = _positive("temperature", temperature)
+        self.channels = centers.shape[0]
+        self.register_buffer("centers", centers)
+        self.register_buffer("centers_ab", centers_ab)
+
+    @classmethod
+    def with_palette(cls, args, palette_dir):
+        _reject_palette_keys(args, ("centers", "centers_ab", "space"), "kmeans.json (set palette.space there)")
+        km = _read_kmeans(palette_dir)
+        try:
+            args.update(centers=km["centers"], centers_ab=[row[1:] for row in km["centers_lab"]], space=km["space"])
+        except (KeyError, TypeError, IndexError) as err:
+            raise UserError(f"{palette_dir}/kmeans.json: malformed ({err!r}); rerun the palette stage") from None
+        return args
+
+    @torch.no_grad()
+    def target(self, L, ab):
+        if self.space == "rgb":
+            # The palette stage fitted on uint8 RGB (lab_to_rgb_uint8), so match it: 0..255, rounded.
+            features = torch.round(color.lab_to_rgb_torch(torch.cat([L, ab], dim=1)) * 255.0)
+        else:
+            features = ab.float()
+        return _sq_distances(features.float(), self.centers).argmin(dim=1)
+
+    def loss(self, output, target):
+        return nn.functional.cross_entropy(output, target)
+
+    def decode(self, output, L):
+        if self.decode_mode == "argmax":
+            return self.centers_ab[output.argmax(dim=1)].permute(0, 3, 1, 2)
+        # softmax(log softmax(z) / T) == softmax(z / T): Zhang's f_T applied to the logits directly.
+        return _expectation(torch.softmax(output.float() / self.temperature, dim=1), self.centers_ab)
+
+
+class SoftTarget(NamedTuple):
+    """What BinClassification.target returns and its loss unpacks."""
+
+    distribution: torch.Tensor  # (B, Q, H, W): soft-encoded ground truth, sums to 1 per pixel
+    weight: torch.Tensor  # (B, H, W): class-rebalancing weight w of each pixel's nearest bin
+
+
+@register_representation
+class BinClassification(Representation):
+    """Zhang, Isola & Efros 2016 ("Colorful Image Colorization"): ab quantized into the Q in-gamut
+    bins of the palette stage's gamut (313 on ImageNet), predicted as a distribution per pixel.
+
+    As in the paper: the target is the soft encoding of the ground truth (its `soft_neighbours` = 5
+    nearest bin centres, weighted by a Gaussian of sigma `soft_sigma` = 5 on their distance,
+    normalised); the loss is the class-rebalanced multinomial cross-entropy of eq. 2, each pixel
+    weighted by w of its nearest bin (`rebalance`, the palette stage's eq. 4 weights); decoding is
+    the annealed mean (eq. 5) with temperature `temperature` = 0.38. Adapted: the gamut and its
+    weights come from this project's training pixels, not ImageNet, and the loss is averaged over
+    pixels rather than summed.
+    """
+
+    name = "bins"
+
+    def __init__(self, centers, weights, temperature: float = 0.38, soft_neighbours: int = 5,
+                 soft_sigma: float = 5.0, rebalance: bool = True):
+        super().__init__()
+        centers = torch.as_tensor(centers, dtype=torch.float32)
+        weights = torch.as_tensor(weights, dtype=torch.float32)
+        if centers.ndim != 2 or centers.shape[1] != 2 or centers.shape[0] < 2:
+            raise UserError(f"representation_args.centers: expected Q >= 2 rows of 2 ab values, "
+                            f"got shape {tuple(centers.shape)}")
+        if weights.shape != (centers.shape[0],):
+            raise UserError(f"representation_args.weights: expected {centers.shape[0]} values, got shape "
+                            f"{tuple(weights.shape)}")
+        if isinstance(soft_neighbours, bool) or not isinstance(soft_neighbours, int) or soft_neighbours < 1:
+            raise UserError(f"representation_args.soft_neighbours: expected a whole number >= 1, got {soft_neighbours!r}")
+        if not isinstance(rebalance, bool):
+            raise UserError(f"representation_args.rebalance: expected true or false, got {rebalance!r}")
+        self.temperature = _positive("temperature", temperature)
+        self.soft_sigma = _positive("soft_sigma", soft_sigma)
+        self.soft_neighbours = min(soft_neighbours, centers.shape[0])
+        self.rebalance = rebalance
+        self.channels = centers.shape[0]
+        self.register_buffer("centers", centers)
+        self.register_buffer("weights", weights)
+
+    @classmethod
+    def with_palette(cls, args, palette_dir):
+        from chromalab.palette import Gamut
+
+        _reject_palette_keys(args, ("centers", "weights"), "gamut.json")
+        gamut = Gamut.load(palette_dir)
+        args.update(centers=gamut.centers.tolist(), weights=gamut.weights.tolist())
+        return args
+
+    @torch.no_grad()
+    def target(self, L, ab):
+        dist2 = _sq_distances(ab.float(), self.centers)
+        near2, near = torch.topk(dist2, self.soft_neighbours, dim=1, largest=False)  # ascending
+        # exp(-d²/2σ²), shifted by the nearest distance so far-from-gamut pixels do not underflow.
+        kernel = torch.exp(-(near2 - near2[:, :1]) / (2.0 * self.soft_sigma**2))
+        distribution = torch.zeros_like(dist2).scatter_(1, near, kernel / kernel.sum(dim=1, keepdim=True))
+        return SoftTarget(distribution, self.weights[near[:, 0]])
+
+    def loss(self, output, target):
+        distribution, weight = target
+        ce = -(distribution * torch.log_softmax(output, dim=1)).sum(dim=1)
+        if self.rebalance:
+            ce = ce * weight
+        return ce.mean()  # over pixels, as train.py averages every loss (not by the weight sum)
+
+    def decode(self, output, L):
+        # Annealed mean: softmax(log softmax(z) / T) == softmax(z / T).
+        return _expectation(torch.softmax(output.float() / self.temperature, dim=1), self.centers)
