@@ -41,9 +41,13 @@ def load(path, device="cpu") -> tuple[Colorizer, dict]:
     """Rebuild the Colorizer a checkpoint describes, in eval mode on `device`."""
     payload = read(path)
     config = payload["config"]
+    network_args = dict(config.get("network_args") or {})
+    if network_args.get("pretrained"):
+        # The checkpoint holds every weight: don't fetch the hub or need the original weights file.
+        network_args["pretrained"] = False
     try:
         colorizer = Colorizer(config["network"], config["representation"],
-                              config.get("network_args"), config.get("representation_args"))
+                              network_args, config.get("representation_args"))
     except (UserError, KeyError) as err:
         raise UserError(f"{path}: cannot rebuild its model ({err})") from None
     try:

@@ -12,7 +12,7 @@ What was adapted and why:
 - A Keras Dense layer on a (H, W, C) tensor acts on the last axis only, i.e. it is a 1x1
   convolution; the three Dense layers are written as such, so any H and W work (`size_multiple` 1:
   nothing is ever downsampled).
-- The last layer has `out_channels` units and no softmax: the `classes` representation (the k-means
+- The last layer has `out_channels` units and no softmax: the `palette` representation (the k-means
   palette) applies the softmax and the cross-entropy. The same network can therefore also regress
   ab or RGB directly; that is a chromalab extension, not the seed's.
 - ReLU after every layer but the last (the seed names no activation; ReLU is the usual choice for
