@@ -302,7 +302,8 @@ def test_training_precomputes_the_frozen_embedding_and_the_checkpoint_reloads(tm
     from chromalab import checkpoint, train as train_module
     from conftest import train_tiny
 
-    path, _ = small_weights
+    path = tmp_path / "embedder.pth"
+    path.write_bytes(small_weights[0].read_bytes())
     calls = []
     real_precompute = train_module.precompute
 
@@ -316,6 +317,7 @@ def test_training_precomputes_the_frozen_embedding_and_the_checkpoint_reloads(tm
     out = train_tiny(tmp_path, prepared_dir, name="koala", epochs=2, hflip=False,
                      model={"network": "koalarization", "representation": "ab", "network_args": args})
     assert len(calls) == 2 and all(c is not None and c[1] == 1000 for c in calls)  # train and val, once each
+    path.unlink()  # the checkpoint holds every weight: the original file is no longer needed
     colorizer, config = checkpoint.load(out / "best.pt")
     assert config["network_args"]["pretrained"] == str(path)
     weights = checkpoint.read(out / "best.pt")["state_dict"]
