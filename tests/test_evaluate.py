@@ -62,3 +62,8 @@ def test_missing_checkpoint_is_a_user_error_and_writes_nothing(tmp_path, prepare
     with pytest.raises(UserError, match="best.pt: no such checkpoint"):
         _run(tmp_path, "never_trained", prepared_dir, palette_dir)
     assert not (tmp_path / "reports" / "eval" / "never_trained").exists()
+
+
+def test_metrics_say_which_knobs_the_model_used(tmp_path, prepared_dir, palette_dir, trained_model, mlflow_uri):
+    _, result = _run(tmp_path, "tiny", prepared_dir, palette_dir)
+    assert "base_channels=8" in result["setup"]

@@ -28,7 +28,8 @@ METRICS_BY_NAME = {
 }
 DESCRIPTION = {
     "unet": dict(network="unet", representation="ab", parameters=1_234_567, train_seconds=61.5),
-    "tiny": dict(network="tiny_cnn", representation="classes", parameters=45_600, train_seconds=12.0),
+    "tiny": dict(network="tiny_cnn", representation="classes", parameters=45_600, train_seconds=12.0,
+                 setup="embedder=<small_net>, pretrained=False"),
     "grey": dict(network=None, representation=None, parameters=0, train_seconds=None),
 }
 
@@ -235,3 +236,9 @@ def test_pipeline_stage_reports_the_league_and_grey(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         stage.main()
     assert exit_info.value.code == 2
+
+
+def test_each_model_shows_the_knobs_it_was_trained_with(reports):
+    build_report(["unet", "tiny", "grey"], reports)
+    assert r"tiny\_cnn (embedder=\<small\_net\>, pretrained=False)" in (reports / "comparison.md").read_text()
+    assert "embedder=&lt;small_net&gt;, pretrained=False" in (reports / "index.html").read_text()

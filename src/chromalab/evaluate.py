@@ -45,6 +45,13 @@ def _predict_batches(predict, L_all, batch_size):
         yield start, L, pred, time.perf_counter() - t0
 
 
+def describe_setup(config: dict) -> str:
+    """The knobs that make this model what it is, e.g. which embedder koalarization used and
+    whether it was pre-trained (palette colours and bin centres are data, not knobs: left out)."""
+    knobs = {**config.get("network_args", {}), **config.get("representation_args", {})}
+    return ", ".join(f"{k}={v}" for k, v in knobs.items() if isinstance(v, (str, int, float, bool)))
+
+
 def _curve_csv(curve: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -74,6 +81,7 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
         colorizer, config = checkpoint.load(ckpt)
         description = {k: config.get(k) for k in ("network", "representation", "parameters", "train_seconds")}
         description["best_epoch"] = config.get("epoch")
+        description["setup"] = describe_setup(config)
         run = tracking.read_run_file(Path(models_dir) / name / "run.json")
 
         @torch.no_grad()

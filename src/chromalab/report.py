@@ -161,6 +161,12 @@ def _text(value) -> str:
     return "—" if value is None else str(value)
 
 
+def _network(record: dict) -> str:
+    """The network and, where evaluate recorded them, its knobs (e.g. koalarization's embedder)."""
+    setup = record.get("setup")
+    return f"{_text(record.get('network'))} ({setup})" if setup else _text(record.get("network"))
+
+
 def _params(value) -> str:
     """Parameter counts as 1.23M / 45.6k, so the column stays narrow."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -204,7 +210,7 @@ def render_markdown(records: list[dict]) -> str:
     for r in records:
         cells = [
             _md(_label(r["name"])),
-            _md(_text(r.get("network"))),
+            _md(_network(r)),
             _md(_text(r.get("representation"))),
             _md(_params(r.get("parameters"))),
         ]
@@ -327,7 +333,7 @@ def _league_html(records: list[dict]) -> list[str]:
         sort = params if isinstance(params, int) and not isinstance(params, bool) else ""
         out += [
             f"<td>{_e(_label(r['name']))}</td>",
-            f"<td>{_e(_text(r.get('network')))}</td>",
+            f"<td>{_e(_text(r.get('network')))}<br><small>{_e(r.get('setup') or '')}</small></td>",
             f"<td>{_e(_text(r.get('representation')))}</td>",
             f'<td class="num" data-sort="{_e(sort)}">{_e(_params(params))}</td>',
         ]
