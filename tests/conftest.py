@@ -43,6 +43,18 @@ def write_photo_folder(root, size: int = 96, grey: int = 1, labels: bool = True)
     return root
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: extra threads only spin and cost seconds on a busy 2-core machine. Test
+    modules opt in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def photo_folder(tmp_path):
     return write_photo_folder(tmp_path / "photos")

@@ -18,13 +18,7 @@ PARAMS = config.load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 LEAGUE = config.league(PARAMS)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny batches: thread hand-offs cost more than they save, and the timings vary less.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_league_has_every_seed_model_and_zhang():

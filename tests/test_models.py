@@ -16,13 +16,7 @@ from chromalab.representations import ABRegression, create_representation, list_
 SMALL = {"base_channels": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are tiny: extra threads only spin, and cost seconds on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CONFIG = {"network": "unet", "representation": "ab", "network_args": SMALL,
           "representation_args": {"activation": "tanh"}}

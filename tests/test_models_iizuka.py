@@ -21,13 +21,7 @@ from chromalab.train import build_colorizer
 SMALL = {"width": 0.125}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are tiny: extra threads only spin, and cost seconds on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def real_batch(size=32):
