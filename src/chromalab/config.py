@@ -150,12 +150,30 @@ class EvaluateParams:
         _at_least(key, "gallery", self.gallery, 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReportParams:
+    """report: which model the report recommends, and where MLflow registers it."""
+
+    # Recommend the best test PSNR among models whose colourfulness is within this many units of
+    # the truth's: a model that wins PSNR by painting everything sepia is not what a user wants.
+    max_delta_colorfulness: float = 5.0
+    registered_model: str = "chromalab"  # MLflow registered model; alias `champion` = the recommended one
+    hero_images: int = 3  # rows of reports/hero.png (grey | recommended model | truth)
+
+    def check(self, key: str) -> None:
+        _at_least(key, "max_delta_colorfulness", self.max_delta_colorfulness, 0.0)
+        _at_least(key, "hero_images", self.hero_images, 1)
+        if not self.registered_model.strip() or "/" in self.registered_model or "@" in self.registered_model:
+            raise UserError(f"{key}.registered_model: expected a plain MLflow model name, got {self.registered_model!r}")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataParams,
     "prepare": PrepareParams,
     "palette": PaletteParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "report": ReportParams,
 }
 TOP_LEVEL_KEYS = set(SECTIONS) | {"league", "models"}
 
