@@ -1,5 +1,6 @@
 """Reading photos as a user hands them over: any PIL mode, EXIF orientation, alpha, 16-bit."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from chromalab.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+# The decompression-bomb guard. Colorizing holds about 200 bytes per pixel (float Lab planes and
+# their temporaries; measured on a 2 and an 8 MP photo), so 40 megapixels, more than most cameras
+# take, already needs some 8 GB. PIL's default (a warning past 89 MP, an error only
+# past 179 MP) would let one mistaken or hostile file exhaust a laptop's memory. A larger photo
+# is refused with a message saying so: downscale it first.
+MAX_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def is_image_file(path) -> bool:
@@ -28,19 +37,36 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def open_image(path) -> Image.Image:
+    """Image.open (it reads the header only) with MAX_PIXELS as a hard limit: PIL merely warns
+    between MAX_IMAGE_PIXELS and twice that, and raises DecompressionBombError only past it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except Image.DecompressionBombWarning as err:
+            raise Image.DecompressionBombError(str(err)) from None
+
+
 def load_rgb(path) -> np.ndarray:
     """Decode an image file to uint8 RGB (H, W, 3), upright as EXIF says; a bad file is a UserError."""
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        if path.is_file() and path.stat().st_size == 0:
+            raise UserError(f"{path}: empty file (0 bytes), not an image")
+        with open_image(path) as img:
             img = ImageOps.exif_transpose(img)
             return np.asarray(_to_rgb(img), dtype=np.uint8).copy()
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except Image.DecompressionBombError as err:
-        raise UserError(f"{path}: too many pixels to decode safely ({err})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"{path}: not a readable image ({err})") from None
+        raise UserError(f"{path}: too many pixels to decode safely ({err}); "
+                        f"downscale it to at most {MAX_PIXELS // 1_000_000} megapixels") from None
+    except UnidentifiedImageError:
+        # PIL's own message only repeats the path.
+        raise UserError(f"{path}: not an image PIL can read (unknown format or damaged header)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{path}: not a readable image ({str(err).replace(str(path), path.name)})") from None
 
 
 def save_png(path, rgb: np.ndarray) -> None:
