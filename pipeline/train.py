@@ -1,6 +1,11 @@
-"""DVC stage `train@MODEL`: train one model of the league into data/models/MODEL."""
+"""DVC stage `train@MODEL`: train one model of the league into data/models/MODEL.
+
+With train.nproc > 1 the stage relaunches itself under torchrun (one process per GPU, or CPU
+processes with gloo). A stage killed part-way resumes from data/resume/MODEL when run again.
+"""
 
 import argparse
+import sys
 
 from chromalab import config, paths
 from chromalab.errors import exit_on_user_error, setup_logging
@@ -15,12 +20,20 @@ def main():
     params = config.load_params()
     train_params = config.section(params, "train")
     model_params = config.model_params(params, name)
-    from chromalab.train import train  # torch is imported only once the params are known to be good
+    from chromalab import distributed, tracking  # torch is imported only once the params are known to be good
+
+    if train_params.nproc > 1 and not distributed.launched_by_torchrun():
+        return distributed.relaunch_with_torchrun(train_params.nproc, __file__, [name])
+    if hasattr(tracking, "check_reachable") and tracking.enabled():
+        tracking.check_reachable()  # an unreachable MLflow server fails now, not after training
+    from chromalab.train import train
 
     train(name, model_params, train_params, paths.PREPARED, paths.PALETTE, paths.MODELS / name,
           paths.TRAIN_REPORTS / name / "history.csv",
-          logged_params={"train": config.as_dict(train_params), "model": config.as_dict(model_params)})
+          logged_params={"train": config.as_dict(train_params), "model": config.as_dict(model_params)},
+          resume_path=paths.RESUME / name / "state.pt")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

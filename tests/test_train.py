@@ -9,7 +9,7 @@ from chromalab import checkpoint, tracking
 from chromalab.config import ModelParams, TrainParams
 from chromalab.errors import UserError
 from chromalab.prepare import prepare
-from chromalab.train import mirror_half, select_device, train
+from chromalab.train import augment, augmentation_table, lr_factor, select_device, train
 
 from conftest import TINY_MODEL, TINY_PREPARE, train_tiny
 
@@ -87,15 +87,28 @@ def test_auto_device_is_cpu_without_cuda_and_cuda_without_one_is_an_error():
         select_device("cuda")
 
 
-def test_mirroring_flips_image_and_colours_together():
-    torch.manual_seed(0)
-    L = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(8, 1, 1, 1)
-    ab = torch.stack([L[:, 0], -L[:, 0]], dim=1)
-    L2, ab2 = mirror_half(L, ab)
-    flipped = [not torch.equal(L2[i], L[i]) for i in range(8)]
-    assert 0 < sum(flipped) < 8
+def test_augmentation_moves_pixels_with_their_colours_and_depends_only_on_seed_and_epoch():
+    L = torch.arange(64.0).reshape(1, 1, 8, 8).repeat(8, 1, 1, 1)
+    ab = torch.cat([L, -L], dim=1)
+    params = TrainParams(hflip=True, translate=2, seed=3)
+    table = augmentation_table(8, params, epoch=1)
+    assert torch.equal(table["flip"], augmentation_table(8, params, epoch=1)["flip"])
+    assert not torch.equal(table["shift"], augmentation_table(8, params, epoch=2)["shift"])
+    L2, ab2 = augment(L, ab, torch.arange(8), table, translate=2)
+    assert 0 < int(table["flip"].sum()) < 8
+    assert any(not torch.equal(L2[i], L[i]) for i in range(8))
+    # colours travel with their pixels: ab still equals (L, -L) everywhere
     assert torch.equal(ab2[:, 0], L2[:, 0]) and torch.equal(ab2[:, 1], -L2[:, 0])
-    assert np.allclose(L2.sum().item(), L.sum().item())
+    # the values are the photo's own (reflect padding), never invented
+    assert set(L2.unique().tolist()) <= set(L.unique().tolist())
+
+
+def test_learning_rate_warms_up_then_decays_by_cosine():
+    factors = [lr_factor("cosine", step, total=100, warmup=10) for step in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert factors[-1] < 0.01
+    assert lr_factor("constant", 50, total=100, warmup=0) == 1.0
 
 
 def test_without_a_val_split_the_last_epoch_is_kept(tmp_path, raw_dir, mlflow_uri):

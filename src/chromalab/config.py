@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,12 +22,23 @@ from chromalab.errors import UserError
 PARAMS_FILE = "params.yaml"
 
 
+# Which DataParams keys each source reads; a key set for a source that ignores it is a mistake.
+DATA_KEY_USERS = {
+    "path": ("folder", "imagenet", "kaggle-landscape"),
+    "url": ("url", "cifar10", "places365", "coco", "ade20k"),
+    "sha256": ("url",),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class DataParams:
     """download: where the raw photos come from."""
 
-    source: Literal["builtin", "folder"] = "builtin"
-    path: str | None = None  # folder source: a directory of photos; sub-folder names are labels
+    source: Literal["builtin", "folder", "url", "cifar10", "places365", "coco", "ade20k",
+                    "imagenet", "kaggle-landscape"] = "builtin"
+    path: str | None = None  # folder (or archive) of photos; a user's copy of imagenet / kaggle-landscape
+    url: str | None = None  # url source: the archive or image; public sources: a mirror's folder
+    sha256: str | None = None  # url source: the file's expected sha256
     classes: list | None = None  # keep only these class labels (seed 000's single-class runs)
     limit: int | None = None  # keep a seeded random subset of this many images
     seed: int = 0
@@ -34,6 +46,16 @@ class DataParams:
     def check(self, key: str) -> None:
         if self.source == "folder" and not self.path:
             raise UserError(f"{key}.path: the folder source needs a directory of photos")
+        if self.source == "url" and not self.url:
+            raise UserError(f"{key}.url: the url source needs the URL of an archive or an image")
+        for name, users in DATA_KEY_USERS.items():
+            if getattr(self, name) is not None and self.source not in users:
+                raise UserError(f"{key}.{name}: not used by the {self.source} source (only by "
+                                f"{', '.join(users)}); set it to null")
+        if self.url is not None and not self.url.startswith(("http://", "https://", "file://")):
+            raise UserError(f"{key}.url: expected an http://, https:// or file:// URL, got {self.url!r}")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
+            raise UserError(f"{key}.sha256: expected 64 hexadecimal digits, got {self.sha256!r}")
         if self.classes is not None and (not self.classes or not all(isinstance(c, str) for c in self.classes)):
             raise UserError(f"{key}.classes: expected a non-empty list of class names, got {self.classes!r}")
         if self.limit is not None:
@@ -96,11 +118,21 @@ class TrainParams:
     amp: bool = True  # mixed precision, on CUDA only
     num_workers: int = 0
     hflip: bool = True  # mirror half of each batch: more photos for free, colours untouched
+    translate: int = 0  # shift each image by up to this many pixels (reflect padding)
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"  # learning rate over the run
+    warmup_epochs: float = 0.0  # linear warm-up before the schedule (constant, cosine)
+    checkpoint_every: int = 500  # steps between resumable snapshots (also at each epoch end); 0: epochs only
+    nproc: int = 1  # processes (GPUs) on this machine: > 1 launches torchrun with DDP
+    channels_last: bool = True  # NHWC memory layout on CUDA (faster convolutions with AMP)
     seed: int = 0
     deterministic: bool = True
 
     def check(self, key: str) -> None:
         _at_least(key, "epochs", self.epochs, 1)
+        _at_least(key, "translate", self.translate, 0)
+        _at_least(key, "warmup_epochs", self.warmup_epochs, 0.0)
+        _at_least(key, "checkpoint_every", self.checkpoint_every, 0)
+        _at_least(key, "nproc", self.nproc, 1)
         _at_least(key, "batch_size", self.batch_size, 1)
         _between(key, "lr", self.lr, 1e-8, 10.0)
         _at_least(key, "weight_decay", self.weight_decay, 0.0)
@@ -199,7 +231,8 @@ def _check_type(key: str, value: Any, annotation) -> Any:
     if origin is Literal:
         if value not in typing.get_args(annotation):
             choices = ", ".join(repr(a) for a in typing.get_args(annotation))
-            raise UserError(f"{key}: expected one of {choices}, got {value!r}")
+            hint = _did_you_mean(value, typing.get_args(annotation)) if isinstance(value, str) else ""
+            raise UserError(f"{key}: expected one of {choices}, got {value!r}{hint}")
         return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(annotation):

@@ -10,6 +10,8 @@ MODELS = Path("data/models")  # train: MODEL/best.pt, MODEL/last.pt, MODEL/run.j
 REPORTS = Path("reports")
 EVAL = REPORTS / "eval"  # evaluate: MODEL/metrics.json, MODEL/gallery/*.png
 TRAIN_REPORTS = REPORTS / "train"  # train: MODEL/history.csv (dvc plots)
+# train: MODEL/state.pt, a killed run's resumable state; not a DVC output, so a rerun finds it
+RESUME = Path("data/resume")
 
 
 def repo_root(start=None) -> Path:

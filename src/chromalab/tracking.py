@@ -29,6 +29,38 @@ def tracking_uri() -> str:
     return f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
+def check_reachable(timeout: float = 5.0) -> None:
+    """Fail fast when MLFLOW_TRACKING_URI is an http(s) server that does not answer.
+
+    MLflow's client retries a dead server for minutes, and only once a run opens: a stage should
+    stop before it trains, not after. `mlflow server` answers GET <uri>/health with 200 and no
+    authentication; a 401 or 403 is a proxy asking for the credentials MLflow's client will send,
+    so the server is there too. Local stores (sqlite, file) are checked when the run opens.
+    """
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    # The TLS settings MLflow's own client honours, so a server it can use is never refused here.
+    context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout, context=context):
+            return
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            return
+        reason = f"GET /health: HTTP {err.code} {err.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = str(getattr(err, "reason", err))
+    raise UserError(f"MLFLOW_TRACKING_URI={uri}: no MLflow server answers ({reason}); start it, fix the URI, "
+                    f"or set CHROMALAB_MLFLOW=off to train without tracking")
+
+
 def flatten(params: dict, prefix: str = "") -> dict:
     """{'train': {'epochs': 3}} -> {'train.epochs': 3}: MLflow params are flat strings."""
     flat = {}
@@ -128,10 +160,81 @@ def resume_run(run_id: str):
     return mlflow.start_run(run_id=run_id)
 
 
-def write_run_file(path, run_id: str, model_uri: str | None) -> None:
-    atomic.write_json(path, {"run_id": run_id, "model_uri": model_uri, "tracking_uri": tracking_uri()})
+def enabled() -> bool:
+    """MLflow tracking is on unless CHROMALAB_MLFLOW=off (e.g. a quick local trial)."""
+    return os.environ.get("CHROMALAB_MLFLOW", "on").lower() not in ("off", "0", "false", "no")
+
+
+def write_run_file(path, run_id: str | None, model_uri: str | None, failure: str | None = None) -> None:
+    """run.json beside the checkpoints: which MLflow run holds this model, or why none does."""
+    record = {"run_id": run_id, "model_uri": model_uri, "tracking_uri": tracking_uri()}
+    if failure:
+        record["failure"] = failure
+    atomic.write_json(path, record)
 
 
 def read_run_file(path) -> dict | None:
     path = Path(path)
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+# --- the model registry: `models:/NAME@champion` is the report's recommended model -------------
+
+CHAMPION = "champion"
+
+
+def register_champion(model_uri: str, name: str, tags: dict) -> int:
+    """Register a logged model under `name` and point the alias `champion` at it; returns the version.
+
+    A model already registered from the same logged model keeps its version (a rerun of the report
+    adds no duplicate); its tags are refreshed, so they describe the latest report.
+    """
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.source == model_uri]
+    version = existing[0].version if existing else mlflow.register_model(model_uri, name).version
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return int(version)
+
+
+def registered_tags(model_uri: str) -> dict:
+    """The tags of the registry version a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI names
+    ({} for other URIs, e.g. a logged model's `models:/m-…`); a URI the registry lacks is a UserError."""
+    ref = model_uri.removeprefix("models:/")
+    if not model_uri.startswith("models:/") or ("@" not in ref and "/" not in ref):
+        return {}
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    try:
+        if "@" in ref:
+            version = client.get_model_version_by_alias(*ref.split("@", 1))
+        else:
+            version = client.get_model_version(*ref.split("/", 1))
+    except Exception as err:  # MlflowException for an unknown name, alias or version
+        raise UserError(f"{model_uri}: not in the MLflow registry at {tracking_uri()} "
+                        f"({str(err).splitlines()[0]})") from None
+    return dict(version.tags)
+
+
+def load_logged_model(model_uri: str, device):
+    """A Colorizer logged to MLflow (any `models:/` or `runs:/` URI), on `device`."""
+    mlflow = _mlflow()
+    try:
+        return mlflow.pytorch.load_model(model_uri, map_location=device).to(device).eval()
+    except Exception as err:
+        raise UserError(f"{model_uri}: cannot load it from MLflow at {tracking_uri()} "
+                        f"({str(err).splitlines()[0]})") from None
+
+
+def experiment_ids(run_ids: list[str]) -> dict[str, str]:
+    """{run id: experiment id} for the runs this store knows: the MLflow UI's run page needs both."""
+    mlflow = _mlflow()
+    found = {}
+    for run_id in run_ids:
+        try:
+            found[run_id] = mlflow.get_run(run_id).info.experiment_id
+        except Exception:  # a run logged to another store: the report shows its id without a link
+            continue
+    return found

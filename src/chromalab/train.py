@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import random
 import time
 from contextlib import nullcontext
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from chromalab import atomic, checkpoint, color, metrics, representations, tracking
+from chromalab import atomic, checkpoint, color, distributed, metrics, representations, resume, tracking
 from chromalab.colorizer import Colorizer, count_parameters
 from chromalab.config import ModelParams, TrainParams, as_dict
 from chromalab.data.lab_arrays import LabBatches, batch_loader, load_summary
@@ -58,11 +59,12 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
-def batch_loss(colorizer: Colorizer, batch: dict, class_loss_weight: float, extra: dict):
+def batch_loss(colorizer: Colorizer, batch: dict, class_loss_weight: float, extra: dict, outputs=None):
     """The representation's loss, plus α·CE(class) where the network has a class head and the
-    batch has labels (Iizuka et al.)."""
+    batch has labels (Iizuka et al.). `outputs` computes the network's outputs (the colorizer's
+    own method, or its DistributedDataParallel wrapper)."""
     L, ab, label = batch["L"], batch["ab"], batch["label"]
-    out, logits = colorizer.outputs_and_classes(L, **extra)
+    out, logits = (outputs or colorizer.outputs_and_classes)(L, **extra)
     loss = colorizer.representation.loss(out.float(), colorizer.representation.target(L, ab))
     labelled = label >= 0
     if logits is not None and class_loss_weight > 0 and labelled.any():
@@ -104,10 +106,41 @@ def validate(colorizer: Colorizer, loader, device, class_loss_weight: float, cac
     return {"val_loss": sum(losses) / len(psnrs), "val_psnr": float(np.mean(psnrs))}
 
 
-def mirror_half(L: torch.Tensor, ab: torch.Tensor):
-    """Flip a random half of the batch left-right (the seeded global RNG keeps runs repeatable)."""
-    flip = (torch.rand(len(L)) < 0.5).to(L.device)[:, None, None, None]
-    return torch.where(flip, L.flip(-1), L), torch.where(flip, ab.flip(-1), ab)
+def augmentation_table(n: int, params: TrainParams, epoch: int) -> dict:
+    """Per-image augmentation of one epoch, drawn from (seed, epoch) alone: a resumed run and
+    every DDP process draw the same as one uninterrupted process. Mirroring and shifting move
+    pixels, never change their colours."""
+    g = torch.Generator().manual_seed(params.seed * 100_003 + epoch)
+    flip = torch.rand(n, generator=g) < 0.5 if params.hflip else torch.zeros(n, dtype=torch.bool)
+    shift = torch.randint(-params.translate, params.translate + 1, (n, 2), generator=g)
+    return {"flip": flip, "shift": shift}
+
+
+def augment(L: torch.Tensor, ab: torch.Tensor, rows: torch.Tensor, table: dict, translate: int):
+    """Mirror and shift each image of a batch as the epoch's table says (L and ab together)."""
+    flip = table["flip"][rows.cpu()].to(L.device)[:, None, None, None]
+    L, ab = torch.where(flip, L.flip(-1), L), torch.where(flip, ab.flip(-1), ab)
+    if translate:
+        # Reflect-pad, then cut each image's window at its own offset (CIFAR's classic shift).
+        size = L.shape[-2:]
+        both = nn.functional.pad(torch.cat([L, ab], 1), [translate] * 4, mode="reflect")
+        shifts = table["shift"][rows.cpu()] + translate
+        both = torch.stack([img[:, dy:dy + size[0], dx:dx + size[1]] for img, (dy, dx) in zip(both, shifts.tolist())])
+        L, ab = both[:, :1], both[:, 1:]
+    return L, ab
+
+
+def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
+    """The learning rate at `step` as a fraction of train.lr: linear warm-up, then constant or a
+    cosine decay to zero (onecycle: warm-up over 30 % of the run, then cosine)."""
+    if schedule == "onecycle":
+        warmup = max(1, int(0.3 * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _history_csv(rows: list[dict]) -> str:
@@ -132,55 +165,147 @@ def build_colorizer(model: ModelParams, summary: dict, palette_dir) -> tuple[Col
     return colorizer, network_args, representation_args
 
 
+class _Tracking:
+    """The MLflow calls of one training run (rank 0 only). A tracking server that goes away
+    mid-run must not cost the training: the first failure is reported, later calls are skipped,
+    the DVC outputs are written as usual, and `chromalab relog` can log the run afterwards."""
+
+    def __init__(self, enabled: bool, name: str):
+        self.enabled, self.name, self.failure = enabled, name, None
+
+    def __call__(self, fn, *args, **kwargs):
+        if not self.enabled or self.failure:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            self.failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            log.error("%s: MLflow tracking at %s failed (%s); training goes on and its outputs are written. "
+                      "Log the run later with: chromalab relog %s", self.name, tracking.tracking_uri(),
+                      self.failure, self.name)
+            return None
+
+
+def _epoch_batches(n: int, per_rank: int, world, params: TrainParams, epoch: int) -> list[list[int]]:
+    rows = distributed.epoch_rows(n, world, params.seed, epoch)
+    return [rows[i:i + per_rank] for i in range(0, len(rows), per_rank)]
+
+
 def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, palette_dir, out_dir, history_path,
-          logged_params: dict) -> dict:
-    """Train model `name`; returns the checkpoint config of the best epoch."""
+          logged_params: dict, resume_path=None) -> dict:
+    """Train model `name`; returns the checkpoint config of the best epoch.
+
+    With `resume_path`, a snapshot of the whole training state is kept there (every
+    train.checkpoint_every steps and at each epoch end) and a run killed part-way continues from
+    it. Under torchrun, each process trains on its share of every batch (see distributed.py)."""
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     summary = load_summary(prepared_dir)
     seed_everything(params.seed, params.deterministic)
     device = select_device(params.device)
+    world = distributed.join(device.type)
+    device = distributed.device_for(world, device)
+    if params.batch_size % world.size:
+        raise UserError(f"train.batch_size: {params.batch_size} does not split evenly over {world.size} processes")
+    per_rank = params.batch_size // world.size
     colorizer, network_args, representation_args = build_colorizer(model, summary, palette_dir)
     if summary["size"] % colorizer.size_multiple:
         raise UserError(f"prepare.size: {summary['size']} is not a multiple of {colorizer.size_multiple}, "
                         f"which the {model.network} network needs")
+    if params.translate >= summary["size"]:
+        raise UserError(f"train.translate: {params.translate} px must be below the image size {summary['size']}")
     colorizer.to(device)
+    if device.type == "cuda" and params.channels_last:
+        colorizer.to(memory_format=torch.channels_last)
     train_set, val_set = LabBatches(prepared_dir, "train"), LabBatches(prepared_dir, "val")
     if len(train_set) == 0:
         raise UserError(f"{prepared_dir}: the train split is empty")
     pin = device.type == "cuda"
-    train_loader = batch_loader(train_set, params.batch_size, True, params.seed, params.num_workers, pin)
     val_loader = batch_loader(val_set, params.batch_size, False, 0, params.num_workers, pin)
     trainable = [p for p in colorizer.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    steps_per_epoch = len(_epoch_batches(len(train_set), per_rank, world, params, 0))
+    total_steps, warmup_steps = steps_per_epoch * params.epochs, round(params.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(params.schedule, step, total_steps, warmup_steps))
     amp, scaler = autocast(device, params.amp)
     n_params = count_parameters(colorizer)
-    log.info("%s: %s -> %s, %d parameters (%d trained), %d train / %d val images at %d px on %s",
+    log.info("%s: %s -> %s, %d parameters (%d trained), %d train / %d val images at %d px on %s%s",
              name, model.network, model.representation, n_params, sum(p.numel() for p in trainable),
-             len(train_set), len(val_set), summary["size"], device)
+             len(train_set), len(val_set), summary["size"], device,
+             f" x {world.size} processes" if world.distributed else "")
     cache = {split: precompute(colorizer, ds, params.batch_size, device)
              for split, ds in (("train", train_set), ("val", val_set))}
     alpha = model.class_loss_weight
+    net = distributed.wrap(_Outputs(colorizer), world, device)
 
-    run_id = tracking.start_run(name, logged_params, summary["manifest_sha256"])
     config = {
         "model": name, "network": model.network, "representation": model.representation,
         "network_args": network_args, "representation_args": representation_args,
         "image_size": summary["size"], "labels": summary.get("labels", []),
-        "data_sha256": summary["manifest_sha256"], "mlflow_run_id": run_id,
+        "data_sha256": summary["manifest_sha256"], "mlflow_run_id": None,
         "parameters": n_params, "train": as_dict(params),
     }
-    history, best, started = [], None, time.perf_counter()
+    fingerprint = resume.fingerprint(config)
+    state = resume.load(resume_path, fingerprint) if resume_path else None
+    history, best, best_weights, epoch0, step0, seconds0 = [], None, None, 1, 0, 0.0
+    if state:
+        colorizer.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history, best, best_weights = state["history"], state["best"], state["best_weights"]
+        epoch0, step0, seconds0 = state["epoch"], state["step"], state["train_seconds"]
+        log.info("%s: resuming at epoch %d, step %d of %d (state saved in %s)", name, epoch0, step0,
+                 steps_per_epoch, resume_path)
+
+    track = _Tracking(world.is_main and tracking.enabled(), name)
+    if world.is_main:
+        run_id = state["run_id"] if state and state.get("run_id") else None
+        if run_id and track(tracking.resume_run, run_id) is None:
+            run_id = None
+        if not run_id:
+            run_id = tracking.start_run(name, logged_params, summary["manifest_sha256"]) if track.enabled else None
+        config["mlflow_run_id"] = run_id
+    if best_weights is not None and world.is_main:
+        best_model = Colorizer(model.network, model.representation, network_args, representation_args)
+        best_model.load_state_dict(best_weights)
+        checkpoint.save(out_dir / "best.pt", best_model, best)
+
+    def snapshot(epoch: int, step: int, totals: tuple[float, int]) -> None:
+        if resume_path and world.is_main:
+            resume.save(resume_path, {
+                "fingerprint": fingerprint, "model": colorizer.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "history": history, "best": best, "best_weights": best_weights, "epoch": epoch, "step": step,
+                "totals": list(totals), "run_id": config["mlflow_run_id"],
+                "train_seconds": seconds0 + time.perf_counter() - started,
+            })
+
+    started = time.perf_counter()
+    if state:
+        resume.set_rng_state(state["rng"])  # last: everything above may draw random numbers
     try:
-        for epoch in range(1, params.epochs + 1):
-            colorizer.train()
-            epoch_start, total, seen = time.perf_counter(), 0.0, 0
-            bar = tqdm(train_loader, desc=f"{name} epoch {epoch}/{params.epochs}", leave=False, disable=None)
-            for batch in bar:
+        for epoch in range(epoch0, params.epochs + 1):
+            net.train()
+            table = augmentation_table(len(train_set), params, epoch)
+            batches = _epoch_batches(len(train_set), per_rank, world, params, epoch)
+            first = step0 if epoch == epoch0 else 0
+            total, seen = (state["totals"] if state and epoch == epoch0 else (0.0, 0))
+            epoch_start = time.perf_counter()
+            # A list of row lists is a sampler: the DataLoader's workers read whole batches ahead.
+            # Its own generator: a loader otherwise draws its workers' seed from the global RNG,
+            # which would shift dropout's random numbers in a resumed epoch.
+            loader = torch.utils.data.DataLoader(train_set, sampler=batches[first:], batch_size=None,
+                                                 num_workers=params.num_workers, pin_memory=pin,
+                                                 generator=torch.Generator().manual_seed(params.seed + epoch))
+            bar = tqdm(loader, desc=f"{name} epoch {epoch}/{params.epochs}", leave=False,
+                       disable=None if world.is_main else True)
+            for step, batch in enumerate(bar, start=first):
                 batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
-                if params.hflip:
-                    batch["L"], batch["ab"] = mirror_half(batch["L"], batch["ab"])
+                batch["L"], batch["ab"] = augment(batch["L"], batch["ab"], batch["rows"], table, params.translate)
                 with amp:
-                    loss, _ = batch_loss(colorizer, batch, alpha, _extra(cache["train"], batch))
+                    loss, _ = batch_loss(colorizer, batch, alpha, _extra(cache["train"], batch), outputs=net)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler:
                     scaler.scale(loss).backward()
@@ -189,30 +314,60 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
                 else:
                     loss.backward()
                     optimizer.step()
+                scheduler.step()
                 total, seen = total + loss.item() * len(batch["L"]), seen + len(batch["L"])
                 bar.set_postfix(loss=f"{total / seen:.4f}")
-            row = {"epoch": epoch, "train_loss": total / seen,
-                   **validate(colorizer, val_loader, device, alpha, cache["val"]),
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - epoch_start}
-            history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
-            tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f val_psnr %.2f dB (%.1f s)", name, epoch,
-                     params.epochs, row["train_loss"], row["val_loss"], row["val_psnr"], row["seconds"])
-            config.update(epoch=epoch, train_seconds=round(time.perf_counter() - started, 2),
-                          val_loss=row["val_loss"], val_psnr=row["val_psnr"])
-            checkpoint.save(out_dir / "last.pt", colorizer, config)
-            if best is None or not row["val_loss"] >= best["val_loss"]:  # NaN (no val split): keep the last
-                best = dict(config)
-                checkpoint.save(out_dir / "best.pt", colorizer, best)
-            atomic.write_text(history_path, _history_csv(history))
-        best_colorizer, _ = checkpoint.load(out_dir / "best.pt")
-        model_uri = tracking.log_colorizer(best_colorizer)
-        tracking.log_metrics({"best_epoch": best["epoch"], "train_seconds": config["train_seconds"]})
-        tracking.write_run_file(out_dir / "run.json", run_id, model_uri)
+                if params.checkpoint_every and (step + 1) % params.checkpoint_every == 0 and step + 1 < len(batches):
+                    snapshot(epoch, step + 1, (total, seen))
+            row = {"epoch": epoch, "train_loss": distributed.all_mean(total / seen, world)}
+            if world.is_main:
+                row.update(validate(colorizer, val_loader, device, alpha, cache["val"]))
+                row.update(lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - epoch_start)
+                history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+                track(tracking.log_metrics, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+                log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f val_psnr %.2f dB (%.1f s)", name, epoch,
+                         params.epochs, row["train_loss"], row["val_loss"], row["val_psnr"], row["seconds"])
+                config.update(epoch=epoch, train_seconds=round(seconds0 + time.perf_counter() - started, 2),
+                              val_loss=row["val_loss"], val_psnr=row["val_psnr"])
+                checkpoint.save(out_dir / "last.pt", colorizer, config)
+                if best is None or not row["val_loss"] >= best["val_loss"]:  # NaN (no val split): keep the last
+                    best, best_weights = dict(config), {k: v.detach().clone() for k, v in colorizer.state_dict().items()}
+                    checkpoint.save(out_dir / "best.pt", colorizer, best)
+                atomic.write_text(history_path, _history_csv(history))
+                snapshot(epoch + 1, 0, (0.0, 0))
+            distributed.barrier(world)
+        if world.is_main:
+            _finish(name, out_dir, config, best, track)
     except BaseException:
-        tracking.end_run("FAILED")
+        if world.is_main:
+            track(tracking.end_run, "FAILED")
         raise
-    tracking.end_run()
+    finally:
+        distributed.leave(world)
+    if world.is_main and resume_path:
+        resume.discard(resume_path)
+    return best
+
+
+def _finish(name: str, out_dir: Path, config: dict, best: dict, track: _Tracking) -> None:
+    """Log the best model to MLflow and write run.json (which says whether logging worked)."""
+    best_colorizer, _ = checkpoint.load(out_dir / "best.pt")
+    model_uri = track(tracking.log_colorizer, best_colorizer)
+    track(tracking.log_metrics, {"best_epoch": best["epoch"], "train_seconds": config["train_seconds"]})
+    track(tracking.end_run)
+    tracking.write_run_file(out_dir / "run.json", config["mlflow_run_id"] if not track.failure else None,
+                            model_uri, failure=track.failure)
     log.info("%s: best epoch %d (val_loss %.4f, val_psnr %.2f dB) in %.0f s", name, best["epoch"],
              best["val_loss"], best["val_psnr"], config["train_seconds"])
-    return best
+
+
+class _Outputs(nn.Module):
+    """The colorizer's raw outputs as forward(): DistributedDataParallel synchronises gradients
+    of what runs through a forward call, and the loss needs outputs_and_classes, not colours."""
+
+    def __init__(self, colorizer: Colorizer):
+        super().__init__()
+        self.colorizer = colorizer
+
+    def forward(self, L, **extra):
+        return self.colorizer.outputs_and_classes(L, **extra)
