@@ -1,5 +1,6 @@
-"""DVC stage `report`: compare every model in the league (plus the grey baseline) in
-reports/metrics.json, reports/comparison.md and reports/index.html."""
+"""DVC stage `report`: compare every model in the league (plus the grey baseline), recommend one and
+register it in MLflow as `champion`; writes reports/metrics.json, comparison.md, index.html,
+hero.png and curves/."""
 
 from chromalab import config
 from chromalab.errors import exit_on_user_error, setup_logging
@@ -11,7 +12,7 @@ def main():
     setup_logging()
     params = config.load_params()
     names = config.league(params) + [GREY]
-    build_report(names)
+    build_report(names, params=config.section(params, "report"), all_params=params)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""The report stage: metrics.json, comparison.md and index.html from fake evaluation folders."""
+"""The report stage: metrics.json, comparison.md, index.html, curves and hero.png from evaluation
+folders written here (real PNGs and CSVs in the evaluate and train stages' layout)."""
 
+import csv
 import html.parser
 import importlib.util
 import json
+import logging
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -10,12 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from chromalab.config import ReportParams
 from chromalab.errors import UserError
-from chromalab.report import METRICS, build_report
+from chromalab.report import METRICS, build_report, recommended_model
 
 REPO = Path(__file__).resolve().parents[1]
 GALLERY = 3
-OUTPUTS = ("metrics.json", "comparison.md", "index.html")
+OUTPUTS = ("metrics.json", "comparison.md", "index.html", "hero.png", "curves")
 
 # unet: better PSNR/SSIM/AuC; tiny: better ΔCF and speed. grey's ΔCF is signed and most negative.
 METRICS_BY_NAME = {
@@ -43,8 +47,17 @@ def _png(path: Path, seed: int, grey: bool = False) -> None:
     Image.fromarray(pixels).save(path)
 
 
-def write_eval(reports: Path, names: dict[str, str], palette: bool = True) -> None:
-    """An evaluate stage's outputs; `names` maps each folder name to its fixture's metrics."""
+def _csv(path: Path, header: list[str], rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_eval(reports: Path, names: dict[str, str], palette: bool = True, curves: bool = True) -> None:
+    """An evaluate stage's outputs (and the train stage's history); `names` maps each folder name
+    to its fixture's metrics."""
     for seed, (name, kind) in enumerate(names.items()):
         folder = reports / "eval" / name
         folder.mkdir(parents=True)
@@ -52,6 +65,14 @@ def write_eval(reports: Path, names: dict[str, str], palette: bool = True) -> No
         (folder / "metrics.json").write_text(json.dumps(data), encoding="utf-8")
         for i in range(GALLERY):
             _png(folder / "gallery" / f"{i:02d}.png", seed * 100 + i, grey=name == "grey")
+        if curves:
+            steep = 1 + seed  # each model's CDF rises at its own pace
+            _csv(folder / "auc_curve.csv", ["threshold", "cdf", "cdf_rebalanced"],
+                 [(t, round(min(1.0, t * steep / 60), 6), round(min(1.0, t * steep / 80), 6)) for t in range(151)])
+            if name != "grey":
+                _csv(reports / "train" / name / "history.csv",
+                     ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds"],
+                     [(e, 0.05 / e, 0.06 / e + 0.01, 20 + e / 2, 0.001, 1.5) for e in (1, 2, 3)])
     for i in range(GALLERY):
         _png(reports / "eval" / "grey" / "truth" / f"{i:02d}.png", 1000 + i)
     if palette:
@@ -94,7 +115,8 @@ def test_metrics_json_maps_every_model_and_grey_to_numbers(reports):
 
     written = json.loads((reports / "metrics.json").read_text())
     assert written == returned
-    assert list(written) == ["unet", "tiny", "grey"]
+    assert list(written) == ["unet", "tiny", "grey", "recommended"]
+    assert written.pop("recommended") == "unet"
     for name, values in written.items():
         assert set(values) == set(METRICS)
         assert all(type(v) in (int, float) for v in values.values()), name
@@ -117,10 +139,14 @@ def test_comparison_marks_best_per_column(reports):
     assert not bold(rows["unet"]["ΔCF"]) and not bold(rows["grey (baseline)"]["ΔCF"])
     # The baseline runs no network: the fastest model, not grey, is marked.
     assert bold(rows["tiny"]["img/s"]) and not bold(rows["grey (baseline)"]["img/s"])
+    # Shortest training wins; grey never trained.
+    assert rows["tiny"]["train (s)"] == "**12**" and rows["unet"]["train (s)"] == "62"
+    assert rows["grey (baseline)"]["train (s)"] == "—"
     for name in rows:  # colourfulness itself is not ranked
         assert not bold(rows[name]["CF"]) and not bold(rows[name]["CF gt"])
     assert rows["unet"]["params"] == "1.23M" and rows["grey (baseline)"]["network"] == "—"
     assert "120 test images" in markdown and "closest to 0" in markdown
+    assert "Recommended: unet (24.50 dB, ΔCF -4.90)" in markdown
 
 
 def test_ties_are_all_marked(tmp_path):
@@ -131,7 +157,7 @@ def test_ties_are_all_marked(tmp_path):
     assert rows["a"]["PSNR (dB)"] == rows["b"]["PSNR (dB)"] == "**24.50**"
 
 
-def test_html_links_every_gallery_image_relatively_and_they_exist(tmp_path):
+def test_html_links_every_image_relatively_and_they_exist(tmp_path):
     reports = tmp_path / "reports"
     names = ["u net#2", "tiny", "grey"]  # a space and a '#' must survive as a relative URL
     write_eval(reports, {"u net#2": "unet", "tiny": "tiny", "grey": "grey"})
@@ -139,16 +165,18 @@ def test_html_links_every_gallery_image_relatively_and_they_exist(tmp_path):
     page = (reports / "index.html").read_text()
 
     srcs = img_srcs(page)
-    # input + 2 models + truth per test image, plus the palette swatch.
-    assert len(srcs) == GALLERY * 4 + 1
+    # input + 2 models + truth per test image; the palette, the hero, the error CDF and one
+    # training plot per model.
+    assert len(srcs) == GALLERY * 4 + 1 + 1 + 1 + 2
     for src in srcs:
         url = urlparse(src)
         assert not url.scheme and not url.netloc and not src.startswith("/"), src
         assert (reports / unquote(url.path)).is_file(), src
     assert "eval/grey/gallery/00.png" in srcs and "eval/grey/truth/02.png" in srcs
-    assert "palette.png" in srcs
+    assert {"palette.png", "hero.png", "curves/error_cdf.svg", "curves/training_u%20net%232.svg"} <= set(srcs)
     assert "image-rendering: pixelated" in page
-    assert "http://" not in page and "https://" not in page
+    # Self-contained: nothing is fetched (no external script, stylesheet or picture).
+    assert "http://" not in page and "https://" not in page and "<link" not in page and "<script src" not in page
 
 
 def test_html_marks_best_and_shows_missing_gallery_cells(reports):
@@ -157,8 +185,8 @@ def test_html_marks_best_and_shows_missing_gallery_cells(reports):
     build_report(["unet", "tiny", "grey"], reports)
     page = (reports / "index.html").read_text()
 
-    assert page.count('class="missing"') == 1
-    assert "palette.png" not in page
+    assert page.count('class="missing"') == 2  # the gallery cell, and the palette section says so
+    assert "palette.png" not in img_srcs(page)
     assert 'class="num best" data-sort="24.5012">24.50<' in page
 
 
@@ -230,7 +258,7 @@ def test_pipeline_stage_reports_the_league_and_grey(tmp_path, monkeypatch):
     stage = _load_stage()
 
     stage.main()
-    assert list(json.loads(Path("reports/metrics.json").read_text())) == ["tiny", "unet", "grey"]
+    assert list(json.loads(Path("reports/metrics.json").read_text())) == ["tiny", "unet", "grey", "recommended"]
 
     Path("reports/eval/unet/metrics.json").unlink()
     with pytest.raises(SystemExit) as exit_info:
@@ -242,3 +270,107 @@ def test_each_model_shows_the_knobs_it_was_trained_with(reports):
     build_report(["unet", "tiny", "grey"], reports)
     assert r"tiny\_cnn (embedder=\<small\_net\>, pretrained=False)" in (reports / "comparison.md").read_text()
     assert "embedder=&lt;small_net&gt;, pretrained=False" in (reports / "index.html").read_text()
+
+
+# --- the recommendation ----------------------------------------------------------------------
+
+FAITHFUL_OR_NOT = [
+    {"name": "sepia", "psnr": 26.0, "delta_colorfulness": 20.0},
+    {"name": "vivid", "psnr": 24.0, "delta_colorfulness": -3.0},  # signed ΔCF counts by its size
+    {"name": "plain", "psnr": 23.0, "delta_colorfulness": 1.0},
+    {"name": "grey", "psnr": 30.0, "delta_colorfulness": 33.0},
+]
+
+
+def test_recommended_model_is_the_best_psnr_among_faithful_colours():
+    assert recommended_model(FAITHFUL_OR_NOT, 5) == "vivid"
+    assert recommended_model(FAITHFUL_OR_NOT, 2) == "plain"
+    assert recommended_model(FAITHFUL_OR_NOT, 25) == "sepia"
+
+
+def test_recommended_model_falls_back_to_best_psnr_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+        assert recommended_model(FAITHFUL_OR_NOT, 0.5) == "sepia"
+    assert "no model has |ΔCF| <= 0.5" in caplog.text and "report.max_delta_colorfulness" in caplog.text
+
+
+def test_recommended_model_is_never_the_grey_baseline():
+    assert recommended_model([r for r in FAITHFUL_OR_NOT if r["name"] == "grey"], 50) is None
+
+
+def test_report_recommends_by_the_threshold_in_params(reports):
+    # unet has the better PSNR but |ΔCF| 4.9; tiny's 1.8 is the only one within 2.
+    metrics = build_report(["unet", "tiny", "grey"], reports, params=ReportParams(max_delta_colorfulness=2))
+    assert metrics["recommended"] == "tiny"
+    page = (reports / "index.html").read_text()
+    assert "Recommended: tiny (23.90 dB, ΔCF -1.80), the best test PSNR among the models whose |ΔCF| ≤ 2" in page
+    assert '<tr class="recommended">\n<td data-sort="tiny">tiny <span class="badge">recommended</span>' in page
+
+
+# --- galleries, curves, hero -----------------------------------------------------------------
+
+
+def test_photos_gallery_appears_only_when_evaluate_wrote_photos(reports):
+    build_report(["unet", "tiny", "grey"], reports)
+    assert "Photos at full resolution" not in (reports / "index.html").read_text()
+
+    for folder in ("grey/photos", "unet/photos", "grey/photos_truth"):  # tiny has none
+        path = reports / "eval" / folder / "holiday.png"
+        path.parent.mkdir(parents=True)
+        Image.new("RGB", (120, 80), (90, 120, 200)).save(path)
+    build_report(["unet", "tiny", "grey"], reports)
+    page = (reports / "index.html").read_text()
+
+    photos = page[page.index("Photos at full resolution"):page.index('id="curves"')]
+    assert img_srcs(photos) == ["eval/grey/photos/holiday.png", "eval/unet/photos/holiday.png",
+                                "eval/grey/photos_truth/holiday.png"]
+    assert "<th>tiny</th>" not in photos
+    # The hero prefers whole photos to test crops: one photo, one row.
+    with Image.open(reports / "hero.png") as hero:
+        assert hero.height < 2 * 192
+
+
+def test_curves_hold_every_model_in_long_form_for_dvc_plots(reports):
+    build_report(["unet", "tiny", "grey"], reports)
+    with open(reports / "curves" / "error_cdf.csv") as f:
+        cdf = list(csv.DictReader(f))
+    assert list(cdf[0]) == ["model", "threshold", "cdf", "cdf_rebalanced"]
+    assert [r["model"] for r in cdf] == ["unet"] * 151 + ["tiny"] * 151 + ["grey"] * 151
+    with open(reports / "curves" / "training.csv") as f:
+        training = list(csv.DictReader(f))
+    assert [(r["model"], r["epoch"]) for r in training] == [(m, e) for m in ("unet", "tiny") for e in "123"]
+    assert float(training[2]["val_psnr"]) == 21.5
+    assert sorted(p.name for p in (reports / "curves").glob("*.svg")) == [
+        "error_cdf.svg", "training_tiny.svg", "training_unet.svg"]
+
+
+def test_a_model_without_history_keeps_its_row_but_has_no_training_plot(reports, caplog):
+    (reports / "train" / "tiny" / "history.csv").unlink()
+    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+        build_report(["unet", "tiny", "grey"], reports)
+    assert "train/tiny/history.csv: missing" in caplog.text
+    assert not (reports / "curves" / "training_tiny.svg").exists()
+    assert "tiny" in table_rows((reports / "comparison.md").read_text())
+
+
+def test_rebuilding_an_unchanged_report_writes_identical_files(reports):
+    build_report(["unet", "tiny", "grey"], reports)
+    first = {p: p.read_bytes() for p in reports.rglob("*") if p.is_file() and "eval" not in p.parts}
+    build_report(["unet", "tiny", "grey"], reports)
+    second = {p: p.read_bytes() for p in reports.rglob("*") if p.is_file() and "eval" not in p.parts}
+    assert first.keys() == second.keys()
+    assert [p.name for p in first if first[p] != second[p]] == []
+
+
+def test_hero_shows_grey_input_recommended_model_and_truth(reports):
+    build_report(["unet", "tiny", "grey"], reports, params=ReportParams(hero_images=2))
+    with Image.open(reports / "hero.png") as img:
+        hero = np.asarray(img.convert("RGB"))
+    # Three columns of 16 px pictures scaled up 12x to 192 px, two rows, a 24 px label band.
+    assert hero.shape == (24 + 2 * (192 + 6) + 6, 6 + 3 * (192 + 6), 3)
+    for column, source in enumerate(("grey/gallery", "unet/gallery", "grey/truth")):
+        with Image.open(reports / "eval" / source / "01.png") as img:
+            expected = np.asarray(img.convert("RGB"))[5, 9]
+        # Second row, pixel (5, 9) of the picture: 12x scaling maps it to (5*12 + 6, 9*12 + 6).
+        y, x = 24 + 192 + 6 + 5 * 12 + 6, 6 + column * (192 + 6) + 9 * 12 + 6
+        assert (hero[y, x] == expected).all(), source

@@ -1,30 +1,35 @@
-"""The report stage: gather every model's evaluation into the comparison a user reads.
+"""The report stage: gather every model's evaluation into what a user opens, reads and trusts.
 
-Reads reports/eval/NAME/metrics.json (+ gallery/*.png, and grey/truth/*.png) for each model in
-league order followed by the grey baseline, and writes three files under reports/:
+Reads reports/eval/NAME/ (metrics.json, auc_curve.csv, gallery/*.png; grey/truth/*.png; and, when
+the evaluate stage colorized full-size photos, photos/*.png with grey/photos_truth/*.png) for each
+model in league order followed by the grey baseline, reports/train/NAME/history.csv, each model's
+run.json and the prepared data's summary, and writes under reports/:
 
-- metrics.json: {name: {metric: number}}, the `dvc metrics` file (numbers only, 4 decimals);
+- metrics.json: {name: {metric: number}} plus "recommended": the `dvc metrics` file;
 - comparison.md: the league table, best value per column in bold;
-- index.html: a self-contained page with the same table, the palette swatch and the gallery.
+- index.html: a self-contained page (report_page.py): the table, lineage, galleries, curves;
+- curves/: the training and error-CDF plots (SVG) and their data in long form (CSV, one row per
+  model and step) for `dvc plots show/diff`, which dvc.yaml declares;
+- hero.png: a few test pictures as grey input | recommended model | ground truth (README's picture).
 
-Every input is read and checked before anything is written, so a missing or broken input leaves
-no half-updated report behind; each output is then written atomically.
+The recommended model (`recommended_model`, the one rule) is registered in MLflow with the alias
+`champion`. Every input is read and checked before anything is written, so a missing or broken
+input leaves no half-updated report behind; each output is then written atomically.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
-import html
+import io
 import json
 import logging
 import math
 from pathlib import Path
-from urllib.parse import quote
 
 from PIL import Image
 
-from chromalab import paths
-from chromalab.atomic import write_json, write_text
+from chromalab import atomic, paths
 from chromalab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -52,7 +57,7 @@ class Column:
     key: str
     title: str
     digits: int  # decimals shown; "best" is judged on the shown value, so bold never looks arbitrary
-    best: str | None  # "max", "closest_to_zero" or None (not ranked)
+    best: str | None  # "max", "min", "closest_to_zero" or None (not ranked)
 
 
 COLUMNS = (
@@ -65,14 +70,16 @@ COLUMNS = (
     # Judged by |ΔCF|: if ΔCF is signed (CF - CF gt), "lowest" would crown the grey baseline,
     # whose ΔCF is -CF gt; for a non-negative ΔCF the two rules agree.
     Column("delta_colorfulness", "ΔCF", 2, "closest_to_zero"),
+    Column("train_seconds", "train (s)", 0, "min"),  # optional: None for grey and older evaluations
     Column("images_per_second", "img/s", 1, "max"),
 )
 # The grey baseline runs no network, so its throughput would always "win" and say nothing.
-NOT_RANKED_FOR_BASELINE = {"images_per_second"}
+NOT_RANKED_FOR_BASELINE = {"images_per_second", "train_seconds"}
+OPTIONAL_COLUMNS = {"train_seconds"}
 DESCRIPTIVE_COLUMNS = ("model", "network", "representation", "params")
 BEST_NOTE = (
-    "Bold = best in its column: highest PSNR, SSIM, AuC, AuC (rebal.) and img/s "
-    "(the grey baseline is not ranked for img/s: it runs no network); "
+    "Bold = best in its column: highest PSNR, SSIM, AuC, AuC (rebal.) and img/s, shortest training "
+    "(the grey baseline is not ranked for img/s and training: it runs no network); "
     "ΔCF closest to 0 (the smallest gap to the ground truth's colourfulness); "
     "CF and CF gt are not ranked."
 )
@@ -106,6 +113,8 @@ def read_metrics(path: Path) -> dict:
             raise UserError(f"{path}: missing key {key!r}")
     for key in METRICS:
         data[key] = _number(path, data, key)
+    for key in OPTIONAL_COLUMNS:
+        data[key] = _number(path, data, key) if data.get(key) is not None else None
     if isinstance(data["images"], bool) or not isinstance(data["images"], int):
         raise UserError(f"{path}: images must be an integer, got {data['images']!r}")
     return data
@@ -124,9 +133,49 @@ def load_records(names: list[str], reports_dir: Path) -> list[dict]:
     return [{**read_metrics(eval_dir / name / "metrics.json"), "name": name} for name in names]
 
 
-def metrics_summary(records: list[dict]) -> dict:
-    """{name: {metric: value rounded to 4 decimals}}: what `dvc metrics show/diff` display."""
-    return {r["name"]: {key: round(r[key], 4) for key in METRICS} for r in records}
+def metrics_summary(records: list[dict], recommended: str | None) -> dict:
+    """{name: {metric: value rounded to 4 decimals}, "recommended": name}: what `dvc metrics
+    show/diff` display, and what `chromalab colorize` uses when no --model is given."""
+    summary = {r["name"]: {key: round(r[key], 4) for key in METRICS} for r in records}
+    return {**summary, RECOMMENDED: recommended}
+
+
+# --- the recommendation ----------------------------------------------------------------------
+
+RECOMMENDED = "recommended"  # its key in reports/metrics.json (build_report refuses it as a model name)
+
+
+def recommended_model(records: list[dict], max_delta_colorfulness: float = 5.0) -> str | None:
+    """The model to colorize with: the best test PSNR among the models whose colourfulness is
+    within `max_delta_colorfulness` of the ground truth's (|ΔCF|), since PSNR alone rewards timid,
+    washed-out colours. When no model is that faithful, the best PSNR overall, with a warning.
+    The grey baseline is never recommended; None when there is no model at all.
+
+    `records` are dicts with name, psnr and delta_colorfulness (a report record or an entry of
+    reports/metrics.json); ties go to the first in league order.
+    """
+    models = [r for r in records if r["name"] != GREY]
+    if not models:
+        return None
+    faithful = [r for r in models if abs(r["delta_colorfulness"]) <= max_delta_colorfulness]
+    if not faithful:
+        best = max(models, key=lambda r: r["psnr"])
+        log.warning("no model has |ΔCF| <= %g (report.max_delta_colorfulness); recommending %s, "
+                    "the best PSNR overall", max_delta_colorfulness, best["name"])
+        return best["name"]
+    return max(faithful, key=lambda r: r["psnr"])["name"]
+
+
+def recommendation_note(records: list[dict], recommended: str | None, max_delta_colorfulness: float) -> str:
+    """The rule in words, for the page and the CLI."""
+    if recommended is None:
+        return "No model to recommend: the league is empty."
+    record = next(r for r in records if r["name"] == recommended)
+    faithful = abs(record["delta_colorfulness"]) <= max_delta_colorfulness
+    why = (f"the best test PSNR among the models whose |ΔCF| ≤ {max_delta_colorfulness:g}"
+           if faithful else f"the best test PSNR overall: no model has |ΔCF| ≤ {max_delta_colorfulness:g}")
+    return (f"Recommended: {recommended} ({record['psnr']:.2f} dB, ΔCF {record['delta_colorfulness']:.2f}), "
+            f"{why} (report.max_delta_colorfulness).")
 
 
 # --- the league table ------------------------------------------------------------------------
@@ -140,7 +189,7 @@ def best_per_column(records: list[dict]) -> dict[str, set[str]]:
             continue
         ranked = [
             r for r in records
-            if not (r["name"] == GREY and col.key in NOT_RANKED_FOR_BASELINE)
+            if not (r["name"] == GREY and col.key in NOT_RANKED_FOR_BASELINE) and r.get(col.key) is not None
         ]
         if not ranked:
             best[col.key] = set()
@@ -148,29 +197,31 @@ def best_per_column(records: list[dict]) -> dict[str, set[str]]:
         score = {r["name"]: round(r[col.key], col.digits) for r in ranked}
         if col.best == "closest_to_zero":
             score = {name: -abs(v) for name, v in score.items()}
+        elif col.best == "min":
+            score = {name: -v for name, v in score.items()}
         top = max(score.values())
         best[col.key] = {name for name, v in score.items() if v == top}
     return best
 
 
-def _label(name: str) -> str:
+def row_label(name: str) -> str:
     return f"{name} (baseline)" if name == GREY else name
 
 
-def _text(value) -> str:
+def or_dash(value) -> str:
     return "—" if value is None else str(value)
 
 
 def _network(record: dict) -> str:
     """The network and, where evaluate recorded them, its knobs (e.g. koalarization's embedder)."""
     setup = record.get("setup")
-    return f"{_text(record.get('network'))} ({setup})" if setup else _text(record.get("network"))
+    return f"{or_dash(record.get('network'))} ({setup})" if setup else or_dash(record.get("network"))
 
 
-def _params(value) -> str:
+def format_count(value) -> str:
     """Parameter counts as 1.23M / 45.6k, so the column stays narrow."""
     if isinstance(value, bool) or not isinstance(value, int):
-        return _text(value)
+        return or_dash(value)
     if value >= 1_000_000:
         return f"{value / 1e6:.2f}M"
     if value >= 1_000:
@@ -178,8 +229,9 @@ def _params(value) -> str:
     return str(value)
 
 
-def _value(record: dict, col: Column) -> str:
-    return f"{record[col.key]:.{col.digits}f}"
+def format_value(record: dict, col: Column) -> str:
+    value = record.get(col.key)
+    return "—" if value is None else f"{value:.{col.digits}f}"
 
 
 def images_note(records: list[dict]) -> str:
@@ -198,7 +250,7 @@ def _md(text: str) -> str:
     return text
 
 
-def render_markdown(records: list[dict]) -> str:
+def render_markdown(records: list[dict], note: str = "") -> str:
     best = best_per_column(records)
     header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in COLUMNS)]
     lines = [
@@ -209,20 +261,22 @@ def render_markdown(records: list[dict]) -> str:
     ]
     for r in records:
         cells = [
-            _md(_label(r["name"])),
+            _md(row_label(r["name"])),  # plain names: the note under the table names the recommended one
             _md(_network(r)),
-            _md(_text(r.get("representation"))),
-            _md(_params(r.get("parameters"))),
+            _md(or_dash(r.get("representation"))),
+            _md(format_count(r.get("parameters"))),
         ]
         for col in COLUMNS:
-            shown = _value(r, col)
+            shown = format_value(r, col)
             cells.append(f"**{shown}**" if r["name"] in best.get(col.key, ()) else shown)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"{BEST_NOTE} {images_note(records)}", ""]
+    if note:
+        lines += [note, ""]
     return "\n".join(lines)
 
 
-# --- the gallery -----------------------------------------------------------------------------
+# --- the galleries --------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +286,22 @@ class Gallery:
     headers: list[str]
     rows: list[tuple[str, list[str | None]]]  # (image file name, one path per header)
     width: int  # display width in px
+    pixelated: bool = True  # small crops scaled up by a whole factor; full-size photos are not
+
+
+@dataclasses.dataclass(frozen=True)
+class GalleryKind:
+    """Where one gallery's pictures live: eval/NAME/<folder>, and the truth in eval/grey/<truth>."""
+
+    folder: str
+    truth: str
+    keep_empty_columns: bool  # the test gallery shows a missing model as missing; photos are optional
+
+
+TEST_IMAGES = GalleryKind("gallery", "truth", keep_empty_columns=True)
+# Full-resolution photos (evaluate.photos): eval/NAME/photos/, the originals in eval/grey/photos_truth/.
+PHOTOS = GalleryKind("photos", "photos_truth", keep_empty_columns=False)
+PHOTO_WIDTH = 320
 
 
 def _image_order(file_name: str):
@@ -250,14 +320,22 @@ def _display_width(path: Path, target: int) -> int:
     return width * max(1, target // width)
 
 
-def collect_gallery(names: list[str], reports_dir: Path) -> Gallery:
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def collect_gallery(names: list[str], reports_dir: Path, kind: GalleryKind = TEST_IMAGES, warn: bool = True) -> Gallery:
     eval_rel = Path(EVAL_SUBDIR)
-    folders = [("input (grey)", eval_rel / GREY / "gallery")]
-    folders += [(name, eval_rel / name / "gallery") for name in names if name != GREY]
-    folders.append(("ground truth", eval_rel / GREY / "truth"))
+    folders = [("input (grey)", eval_rel / GREY / kind.folder)]
+    folders += [(name, eval_rel / name / kind.folder) for name in names if name != GREY]
+    folders.append(("ground truth", eval_rel / GREY / kind.truth))
+    if not kind.keep_empty_columns:
+        folders = [(h, f) for h, f in folders if (reports_dir / f).is_dir()]
+        if not any(h not in ("input (grey)", "ground truth") for h, _ in folders):
+            return Gallery([], [], PHOTO_WIDTH, pixelated=False)
 
     present = {
-        folder: {p.name for p in (reports_dir / folder).glob("*.png") if p.is_file()}
+        folder: {p.name for p in (reports_dir / folder).glob("*")
+                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
         for _, folder in folders
     }
     files = sorted(set().union(*present.values()), key=_image_order)
@@ -269,171 +347,215 @@ def collect_gallery(names: list[str], reports_dir: Path) -> Gallery:
         ]
         rows.append((file_name, cells))
         for (_, folder), cell in zip(folders, cells):
-            if cell is None:
+            if cell is None and warn:
                 log.warning("gallery: %s has no %s", reports_dir / folder, file_name)
+    if kind is PHOTOS:
+        return Gallery([header for header, _ in folders], rows, PHOTO_WIDTH, pixelated=False)
     first = next((c for _, cells in rows for c in cells if c), None)
     width = _display_width(reports_dir / first, GALLERY_WIDTH) if first else GALLERY_WIDTH
     return Gallery([header for header, _ in folders], rows, width)
 
 
-# --- the HTML page ---------------------------------------------------------------------------
+# --- curves ----------------------------------------------------------------------------------
 
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { padding: .3rem .6rem; border-bottom: 1px solid #ddd; }
-.league td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.league th { cursor: pointer; background: #f4f4f4; }
-.league td.best { font-weight: bold; background: #e3f4e1; }
-.league tr.baseline { color: #666; }
-.gallery th, .gallery td { text-align: center; vertical-align: middle; }
-.gallery img, img.palette { image-rendering: pixelated; height: auto; display: block; }
-img.palette { max-width: 100%; }
-.missing { color: #b00; font-style: italic; }
-.note { color: #555; max-width: 60rem; }
-"""
-
-# Click a header to sort by that column (click again to reverse); no external script.
-SORT_JS = """
-document.querySelectorAll("table.league th").forEach((th, i) => {
-  th.addEventListener("click", () => {
-    const body = th.closest("table").tBodies[0];
-    const asc = th.dataset.dir !== "asc";
-    th.parentElement.querySelectorAll("th").forEach(h => delete h.dataset.dir);
-    th.dataset.dir = asc ? "asc" : "desc";
-    const key = r => r.cells[i].dataset.sort ?? r.cells[i].textContent;
-    [...body.rows].sort((a, b) => {
-      const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
-      const c = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
-      return asc ? c : -c;
-    }).forEach(r => body.appendChild(r));
-  });
-});
-"""
+CURVES_DIR = "curves"  # reports/curves/: SVG plots for the page, long-form CSVs for `dvc plots`
+TRAINING_CSV = "training.csv"
+ERROR_CDF_CSV = "error_cdf.csv"
+ERROR_CDF_SVG = "error_cdf.svg"
 
 
-def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path}: not a readable CSV ({err})") from None
 
 
-def _src(relative: str) -> str:
-    """A relative path as an <img src> value: URL-quoted (spaces, #, %), then HTML-escaped."""
-    return _e(quote(relative))
+def collect_series(names: list[str], folder: Path, file_name: str, what: str) -> dict[str, list[dict]]:
+    """{name: rows of folder/NAME/file_name} for the names that have one; a missing file is
+    logged and left out (its model still has a row in the table)."""
+    found = {}
+    for name in names:
+        path = folder / name / file_name
+        if not path.is_file():
+            log.warning("%s: missing, so %s has no %s in the report", path, name, what)
+            continue
+        rows = _read_rows(path)
+        if rows:
+            found[name] = rows
+    return found
 
 
-def _league_html(records: list[dict]) -> list[str]:
-    best = best_per_column(records)
-    header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in COLUMNS)]
-    out = ['<table class="league">', "<thead><tr>"]
-    out += [f"<th>{_e(h)}</th>" for h in header]
-    out += ["</tr></thead>", "<tbody>"]
-    for r in records:
-        out.append('<tr class="baseline">' if r["name"] == GREY else "<tr>")
-        params = r.get("parameters")
-        sort = params if isinstance(params, int) and not isinstance(params, bool) else ""
-        out += [
-            f"<td>{_e(_label(r['name']))}</td>",
-            f"<td>{_e(_text(r.get('network')))}<br><small>{_e(r.get('setup') or '')}</small></td>",
-            f"<td>{_e(_text(r.get('representation')))}</td>",
-            f'<td class="num" data-sort="{_e(sort)}">{_e(_params(params))}</td>',
-        ]
-        for col in COLUMNS:
-            cls = "num best" if r["name"] in best.get(col.key, ()) else "num"
-            out.append(f'<td class="{cls}" data-sort="{r[col.key]!r}">{_value(r, col)}</td>')
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return out
+def long_csv(series: dict[str, list[dict]]) -> str:
+    """Every model's rows in one table with a leading `model` column: what dvc.yaml's plots read,
+    so one plot shows every model of the league whatever its names."""
+    columns = ["model"]
+    for rows in series.values():
+        columns += [key for key in rows[0] if key not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n", restval="")
+    writer.writeheader()
+    for name, rows in series.items():
+        writer.writerows({**row, "model": name} for row in rows)
+    return out.getvalue()
 
 
-def _gallery_html(gallery: Gallery) -> list[str]:
-    if not gallery.rows:
-        return ['<p class="note">No gallery pictures (evaluate.gallery is 0?).</p>']
-    out = ['<table class="gallery">', "<thead><tr><th>image</th>"]
-    out += [f"<th>{_e(h)}</th>" for h in gallery.headers]
-    out += ["</tr></thead>", "<tbody>"]
-    for file_name, cells in gallery.rows:
-        out.append(f"<tr><th>{_e(Path(file_name).stem)}</th>")
-        for header, cell in zip(gallery.headers, cells):
-            if cell is None:
-                out.append('<td class="missing">missing</td>')
-            else:
-                out.append(
-                    f'<td><img src="{_src(cell)}" width="{gallery.width}" '
-                    f'alt="{_e(header)}: {_e(file_name)}" loading="lazy"></td>'
-                )
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return out
+def training_plot_name(name: str) -> str:
+    return f"training_{name}.svg"
 
 
-def render_html(records: list[dict], gallery: Gallery, palette: str | None = None,
-                palette_width: int = PALETTE_WIDTH) -> str:
-    """The whole page; `palette` is the swatch's path relative to reports/, if there is one."""
-    title = "chromalab — model comparison"
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{CSS}</style>",
-        "</head><body>",
-        f"<h1>{_e(title)}</h1>",
-        "<h2>League</h2>",
-        *_league_html(records),
-        f'<p class="note">{_e(BEST_NOTE)} {_e(images_note(records))} '
-        "Click a column header to sort.</p>",
-    ]
-    if palette:
-        out += [
-            "<h2>Palette</h2>",
-            f'<img class="palette" src="{_src(palette)}" width="{palette_width}" '
-            'alt="k-means palette of the training images">',
-        ]
-    out += [
-        "<h2>Gallery</h2>",
-        '<p class="note">Each row is one test image: the grey input, each model\'s colouring '
-        "(league order), and the ground truth.</p>",
-        *_gallery_html(gallery),
-        f"<script>{SORT_JS}</script>",
-        "</body></html>",
-        "",
-    ]
-    return "\n".join(out)
+# --- the MLflow registry ---------------------------------------------------------------------
+
+
+def register_recommended(recommended: str | None, records: list[dict], lineage, params) -> str:
+    """Point `models:/<registered_model>@champion` at the recommended model; returns what happened,
+    in words for the page. Never fails the report: a run without MLflow is still a run."""
+    from chromalab import tracking
+
+    if recommended is None:
+        return "Nothing registered: there is no model to recommend."
+    run = next(r for r in lineage.runs if r.name == recommended)
+    if not run.model_uri:
+        reason = run.note or "its run.json names no logged model"
+        log.warning("not registering %s in MLflow: %s", recommended, reason)
+        return f"Not registered in MLflow: {recommended}: {reason}."
+    record = next(r for r in records if r["name"] == recommended)
+    tags = {
+        "chromalab.model": recommended,
+        "network": record.get("network"),
+        "representation": record.get("representation"),
+        "image_size": lineage.image_size,
+        "data_sha256": lineage.data_sha256,
+        "git_commit": lineage.git_commit,
+        "mlflow_run_id": run.run_id,
+        "test_psnr": round(record["psnr"], 4),
+        "test_delta_colorfulness": round(record["delta_colorfulness"], 4),
+    }
+    uri = f"models:/{params.registered_model}@{tracking.CHAMPION}"
+    try:
+        version = tracking.register_champion(run.model_uri, params.registered_model,
+                                             {k: v for k, v in tags.items() if v is not None})
+    except Exception as err:  # an unreachable store must not cost the user the report
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        log.warning("not registering %s in MLflow at %s: %s", recommended, tracking.tracking_uri(), reason)
+        return f"Not registered in MLflow: {reason}."
+    log.info("registered %s (%s) as %s, version %d", recommended, run.model_uri, uri, version)
+    return f"{uri} is {recommended} (version {version} of {params.registered_model})."
+
+
+def _link_runs(lineage) -> None:
+    """Fill in each run's experiment id, which the MLflow UI's run page needs (MLflow is imported
+    only when some model has a run)."""
+    from chromalab import tracking
+
+    run_ids = [r.run_id for r in lineage.runs if r.run_id]
+    if run_ids:
+        try:
+            lineage.experiment_ids = tracking.experiment_ids(run_ids)
+        except Exception as err:
+            log.warning("MLflow run pages not linked: %s", str(err).splitlines()[0] if str(err) else err)
 
 
 # --- the stage -------------------------------------------------------------------------------
 
 
-def build_report(names: list[str], reports_dir=paths.REPORTS) -> dict:
-    """Read every model's evaluation, write metrics.json, comparison.md and index.html.
+@dataclasses.dataclass
+class Report:
+    """Everything the page shows, read and decided before anything is written."""
 
-    Returns the metrics dict written to reports/metrics.json.
+    records: list[dict]
+    recommended: str | None
+    recommendation: str
+    registry: str
+    gallery: Gallery
+    photos: Gallery
+    palette: tuple[str, int] | None  # (path relative to reports/, display width)
+    training_plots: dict[str, str]  # model -> plot path relative to reports/
+    error_cdf_plot: str | None
+    hero: str
+    lineage: object | None  # lineage.Lineage, None when build_report is given no params
+
+
+def _hero_rows(names: list[str], recommended: str | None, reports_dir: Path, count: int) -> tuple[list, list]:
+    """Up to `count` (grey, recommended, truth) picture paths: full-size photos when there are any."""
+    if recommended is None:
+        return [], []
+    for kind in (PHOTOS, TEST_IMAGES):
+        gallery = collect_gallery([recommended, GREY], reports_dir, kind, warn=False)
+        if not gallery.rows or len(gallery.headers) != 3:
+            continue
+        rows = [[reports_dir / c for c in cells] for _, cells in gallery.rows if all(cells)][:count]
+        if rows:
+            return rows, ["grey input", f"{recommended} (recommended)", "ground truth"]
+    return [], []
+
+
+def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_params: dict | None = None) -> dict:
+    """Read every model's evaluation, decide the recommended model, register it, and write the report.
+
+    The pipeline's root is reports_dir's parent (data/models and data/prepared are read there);
+    `params` is the report section (ReportParams), `all_params` the whole params.yaml, whose
+    choices the page's lineage lists. Returns the dict written to reports/metrics.json.
     """
-    reports_dir = Path(reports_dir)
-    records = load_records(list(names), reports_dir)
-    gallery = collect_gallery(list(names), reports_dir)
-    palette = reports_dir / "palette.png"
-    has_palette = palette.is_file()
+    from chromalab import figures, lineage as lineage_mod
+    from chromalab.config import ReportParams
+    from chromalab.report_page import render_html
 
+    params = params or ReportParams()
+    names = list(names)
+    reports_dir = Path(reports_dir)
+    root = reports_dir.parent
+    if RECOMMENDED in names:
+        raise UserError(f"league: {RECOMMENDED!r} is reserved in reports/metrics.json; rename that model")
+    records = load_records(names, reports_dir)
+    gallery = collect_gallery(names, reports_dir)
+    photos = collect_gallery(names, reports_dir, PHOTOS)
+    histories = collect_series([n for n in names if n != GREY], reports_dir / "train", "history.csv",
+                               "training curves")
+    cdfs = collect_series(names, reports_dir / EVAL_SUBDIR, "auc_curve.csv", "error CDF")
+    palette = reports_dir / "palette.png"
     counts = sorted({r["images"] for r in records})
     if len(counts) > 1:
         log.warning("models were scored on different numbers of test images: %s", counts)
 
-    # Render everything before writing anything: a failure leaves the old report untouched.
-    metrics = metrics_summary(records)
-    markdown = render_markdown(records)
-    page = render_html(
-        records,
-        gallery,
-        palette.name if has_palette else None,
-        _display_width(palette, PALETTE_WIDTH) if has_palette else PALETTE_WIDTH,
-    )
+    recommended = recommended_model(records, params.max_delta_colorfulness)
+    lineage = lineage_mod.collect(names, all_params or {}, root / paths.MODELS, root / paths.PREPARED, root)
+    registry = register_recommended(recommended, records, lineage, params)
+    _link_runs(lineage)
 
-    write_json(reports_dir / "metrics.json", metrics)
-    write_text(reports_dir / "comparison.md", markdown)
-    write_text(reports_dir / "index.html", page)
-    log.info(
-        "report: %d models (%s), %d gallery images -> %s",
-        len(records), ", ".join(names), len(gallery.rows), reports_dir,
+    # Render everything before writing anything: a failure leaves the old report untouched.
+    curves = {TRAINING_CSV: long_csv(histories).encode(), ERROR_CDF_CSV: long_csv(cdfs).encode()}
+    for name, rows in histories.items():
+        curves[training_plot_name(name)] = figures.training_figure(name, figures.columns(rows))
+    if cdfs:
+        curves[ERROR_CDF_SVG] = figures.error_cdf_figure(
+            {name: figures.columns(rows) for name, rows in cdfs.items()}, GREY)
+    hero_rows, hero_headers = _hero_rows(names, recommended, reports_dir, params.hero_images)
+    hero = (figures.hero_image(hero_rows, hero_headers) if hero_rows
+            else figures.placeholder_png("no gallery pictures to show (evaluate.gallery is 0?)"))
+    note = recommendation_note(records, recommended, params.max_delta_colorfulness)
+    report = Report(
+        records=records, recommended=recommended, recommendation=note, registry=registry,
+        gallery=gallery, photos=photos,
+        palette=(palette.name, _display_width(palette, PALETTE_WIDTH)) if palette.is_file() else None,
+        training_plots={name: f"{CURVES_DIR}/{training_plot_name(name)}" for name in histories},
+        error_cdf_plot=f"{CURVES_DIR}/{ERROR_CDF_SVG}" if cdfs else None,
+        hero="hero.png",
+        lineage=lineage if all_params is not None else None,
     )
+    metrics = metrics_summary(records, recommended)
+    markdown = render_markdown(records, note)
+    page = render_html(report)
+
+    with atomic.atomic_path(reports_dir / CURVES_DIR, is_dir=True) as tmp:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the plots from a web server serving reports/
+        for file_name, data in curves.items():
+            (tmp / file_name).write_bytes(data)
+    atomic.write_bytes(reports_dir / "hero.png", hero)
+    atomic.write_json(reports_dir / "metrics.json", metrics)
+    atomic.write_text(reports_dir / "comparison.md", markdown)
+    atomic.write_text(reports_dir / "index.html", page)
+    log.info("report: %d models (%s), %d gallery images, recommended %s -> %s",
+             len(records), ", ".join(names), len(gallery.rows), recommended, reports_dir)
     return metrics
