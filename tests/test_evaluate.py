@@ -67,3 +67,48 @@ def test_missing_checkpoint_is_a_user_error_and_writes_nothing(tmp_path, prepare
 def test_metrics_say_which_knobs_the_model_used(tmp_path, prepared_dir, palette_dir, trained_model, mlflow_uri):
     _, result = _run(tmp_path, "tiny", prepared_dir, palette_dir)
     assert "base_channels=8" in result["setup"]
+
+
+def _photo_folder(tmp_path):
+    """Two real colour photos at their own (non-square, larger than training) size."""
+    from conftest import real_photos
+
+    folder = tmp_path / "fullres"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(real_photos()[name]).save(folder / f"{name}.jpg", quality=95)
+    return folder
+
+
+def test_full_resolution_photos_are_colorized_and_scored_beside_the_grey_baseline(
+        tmp_path, prepared_dir, palette_dir, trained_model, mlflow_uri):
+    params = EvaluateParams(batch_size=3, gallery=2, photos=str(_photo_folder(tmp_path)), photo_size=64,
+                            photos_shown=1)
+    grey = evaluate("grey", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "g")
+    model = evaluate("tiny", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "m")
+    for result in (grey, model):
+        assert result["photos_count"] == 2
+        assert {"photos_psnr", "photos_auc", "photos_delta_colorfulness"} <= set(result)
+    assert grey["photos_colorfulness"] < 1.0 < model["photos_colorfulness"]
+    assert grey["photos_colorfulness_gt"] == pytest.approx(model["photos_colorfulness_gt"])
+    assert model["photos_seconds_per_megapixel"] > 0
+    assert [p.name for p in (tmp_path / "m" / "photos").iterdir()] == ["00.png"]
+    assert (tmp_path / "g" / "photos_truth" / "00.png").is_file()
+
+
+def test_missing_photos_folder_is_a_user_error_naming_the_key(tmp_path, prepared_dir, palette_dir):
+    params = EvaluateParams(photos=str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="evaluate.photos: .*nowhere: folder not found"):
+        evaluate("grey", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "g")
+    assert not (tmp_path / "g").exists()
+
+
+def test_palette_models_report_seed_000s_palette_index_accuracy(tmp_path, prepared_dir, palette_dir, mlflow_uri):
+    from conftest import train_tiny
+
+    train_tiny(tmp_path, prepared_dir, name="pal", palette_dir=palette_dir,
+               model=dict(network="kmeans_cnn", representation="palette", network_args={"channels": 8}))
+    _, result = _run(tmp_path, "pal", prepared_dir, palette_dir)
+    assert 0.0 < result["palette_accuracy"] <= 1.0
+    _, grey = _run(tmp_path, "grey", prepared_dir, palette_dir)
+    assert "palette_accuracy" not in grey

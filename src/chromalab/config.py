@@ -176,10 +176,15 @@ class EvaluateParams:
     batch_size: int = 64
     gallery: int = 6  # test images shown in the report's gallery
     seed: int = 0  # which test images the gallery shows
+    photos: str | None = None  # a folder of colour photos, also colorized at full resolution and scored
+    photo_size: int = 256  # the side photos and their colorizations are resized to for scoring
+    photos_shown: int = 6  # full-resolution photos shown in the report
 
     def check(self, key: str) -> None:
         _at_least(key, "batch_size", self.batch_size, 1)
         _at_least(key, "gallery", self.gallery, 0)
+        _at_least(key, "photo_size", self.photo_size, 16)
+        _at_least(key, "photos_shown", self.photos_shown, 0)
 
 
 @dataclasses.dataclass(frozen=True)

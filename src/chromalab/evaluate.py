@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from chromalab import atomic, checkpoint, color, tracking
 from chromalab.config import EvaluateParams
 from chromalab.data.lab_arrays import load_split
 from chromalab.errors import UserError
-from chromalab.images import save_png
+from chromalab.images import load_rgb, save_png
 from chromalab.metrics import MetricAccumulator
 from chromalab.palette import Gamut
 
@@ -61,6 +62,62 @@ def _curve_csv(curve: dict) -> str:
     return out.getvalue()
 
 
+def _square_lab(rgb: np.ndarray, side: int) -> np.ndarray:
+    """A photo resized to side x side (the photos' common scoring size), as Lab planes (3, S, S)."""
+    small = Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return color.rgb_to_lab(np.asarray(small)).transpose(2, 0, 1)
+
+
+def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
+    image = Image.fromarray(rgb)
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
+def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamut, out_dir: Path) -> dict:
+    """Colorize each photo of `evaluate.photos` at full resolution (the same code as `chromalab
+    colorize`), then score prediction and truth at photo_size x photo_size: photos_* metrics.
+    A few thumbnails go to out_dir/photos/ (the grey baseline also writes photos_truth/)."""
+    from chromalab.colorize import expand_inputs
+
+    folder = Path(params.photos).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"evaluate.photos: {folder}: folder not found")
+    files = expand_inputs([str(folder)])
+    if not files:
+        raise UserError(f"evaluate.photos: {folder}: no image files")
+    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
+    seconds, megapixels = 0.0, 0.0
+    for i, path in enumerate(files):
+        rgb = load_rgb(path)
+        t0 = time.perf_counter()
+        colored = colorize_rgb(rgb)
+        seconds += time.perf_counter() - t0
+        megapixels += rgb.shape[0] * rgb.shape[1] / 1e6
+        truth, pred = _square_lab(rgb, params.photo_size), _square_lab(colored, params.photo_size)
+        # Scored with the truth's L: only the colours are the model's.
+        accumulator.update(truth[None, :1], pred[None, 1:], truth[None, 1:])
+        if i < params.photos_shown:
+            save_png(out_dir / "photos" / f"{i:02d}.png", _thumbnail(colored, 384))
+            if name == GREY:
+                save_png(out_dir / "photos_truth" / f"{i:02d}.png", _thumbnail(rgb, 384))
+    scores = {f"photos_{k}": v for k, v in accumulator.result().items()}
+    scores["photos_count"] = len(files)
+    scores["photos_seconds_per_megapixel"] = seconds / megapixels if name != GREY else 0.0
+    log.info("%s on %d full-resolution photos (scored at %d px): PSNR %.2f dB, ΔCF %.1f", name, len(files),
+             params.photo_size, scores["photos_psnr"], scores["photos_delta_colorfulness"])
+    return scores
+
+
+def palette_accuracy(colorizer, L: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
+    """Pixels whose predicted palette colour is the truth's nearest palette colour (seed 000's
+    accuracy), and pixels counted."""
+    L_t, ab_t = torch.from_numpy(L), torch.from_numpy(truth)
+    out, _ = colorizer.outputs_and_classes(L_t)
+    target = colorizer.representation.target(L_t, ab_t)
+    return int((out.argmax(dim=1) == target).sum()), target.numel()
+
+
 def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, models_dir, out_dir) -> dict:
     out_dir = Path(out_dir)
     L_all, ab_all = load_split(prepared_dir, "test")
@@ -76,6 +133,10 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
 
         def predict(L):
             return np.zeros((len(L), 2, *L.shape[2:]), np.float32)
+
+        def colorize_rgb(rgb):
+            lab = color.rgb_to_lab(rgb)
+            return color.lab_planes_to_rgb_uint8(lab[None, ..., 0], np.zeros((2, *lab.shape[:2]), np.float32))
     else:
         ckpt = Path(models_dir) / name / "best.pt"
         colorizer, config = checkpoint.load(ckpt)
@@ -88,12 +149,21 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
         def predict(L):
             return colorizer(torch.from_numpy(L)).numpy()
 
-    seconds, images = 0.0, 0
+        from chromalab.colorize import Colorize
+
+        colorize_rgb = Colorize(colorizer, config["image_size"], torch.device("cpu"))
+
+    seconds, images, hits, pixels = 0.0, 0, 0, 0
+    counts_palette = name != GREY and description["representation"] == "palette"
     with atomic.atomic_path(out_dir, is_dir=True) as tmp:
         for start, L, pred, took in _predict_batches(predict, L_all, params.batch_size):
             truth = np.asarray(ab_all[start : start + len(L)], np.float32)
             accumulator.update(L, pred, truth)
             seconds, images = seconds + took, images + len(L)
+            if counts_palette:
+                with torch.no_grad():
+                    hit, count = palette_accuracy(colorizer, L, truth)
+                hits, pixels = hits + hit, pixels + count
             for i in range(len(L)):
                 if start + i in shown:
                     index = shown[start + i]
@@ -104,6 +174,10 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
         scores["images_per_second"] = images / seconds if seconds > 0 else float("inf")
         if name == GREY:
             scores["images_per_second"] = 0.0  # no network: a speed would mean nothing
+        if counts_palette:
+            scores["palette_accuracy"] = hits / pixels
+        if params.photos:
+            scores.update(evaluate_photos(name, colorize_rgb, params, gamut, tmp))
         result = {"model": name, **scores, **description}
         atomic.write_json(tmp / "metrics.json", result)
         atomic.write_text(tmp / "auc_curve.csv", _curve_csv(accumulator.curve()))
