@@ -24,7 +24,7 @@ def main():
 
     if train_params.nproc > 1 and not distributed.launched_by_torchrun():
         return distributed.relaunch_with_torchrun(train_params.nproc, __file__, [name])
-    if hasattr(tracking, "check_reachable") and tracking.enabled():
+    if tracking.enabled():
         tracking.check_reachable()  # an unreachable MLflow server fails now, not after training
     from chromalab.train import train
 
