@@ -32,14 +32,15 @@ def run(args, cwd, env, check=True):
     return result
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
+def tiny_repo(root: Path, params: dict = TINY) -> dict:
+    """Make `root` a fresh git + DVC repository holding the pipeline and `params` (the tiny profile
+    by default), committed; returns the environment to run git and dvc in it with."""
+    root.mkdir(parents=True, exist_ok=True)
     for item in ("dvc.yaml", "pipeline", "src"):
         src = REPO / item
         shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir() \
             else shutil.copy(src, root / item)
-    (root / "params.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("/data/\n/mlflow.db\n/mlartifacts/\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
@@ -50,6 +51,13 @@ def pipeline(tmp_path_factory):
     run(["dvc", "config", "core.analytics", "false"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "tiny pipeline"], root, env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    env = tiny_repo(root)
     first = run(["dvc", "repro"], root, env)
     return root, env, first
 
