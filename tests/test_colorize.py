@@ -19,7 +19,8 @@ def repo(tmp_path, shared_model_dir, monkeypatch):
     shutil.copytree(shared_model_dir, tmp_path / "data" / "models" / "tiny")
     (tmp_path / "reports").mkdir(exist_ok=True)
     (tmp_path / "reports" / "metrics.json").write_text(json.dumps(
-        {"tiny": {"psnr": 22.0}, "grey": {"psnr": 30.0}}))
+        {"tiny": {"psnr": 22.0, "delta_colorfulness": 3.0}, "grey": {"psnr": 30.0, "delta_colorfulness": 33.0},
+         "recommended": "tiny"}))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -83,11 +84,80 @@ def test_unknown_model_is_a_one_line_error_with_exit_code_2(repo, capsys):
     assert err[-1].startswith("error: --model nosuch") and "Traceback" not in "".join(err)
 
 
-def test_default_model_is_the_best_by_psnr_and_never_grey(repo):
-    assert default_model_name(repo) == "tiny"
-    (repo / "reports" / "metrics.json").write_text(json.dumps({"grey": {"psnr": 30.0}}))
+def test_default_model_is_the_one_metrics_json_recommends(repo):
+    metrics = repo / "reports" / "metrics.json"
+    data = json.loads(metrics.read_text())
+    data["recommended"] = "other"
+    metrics.write_text(json.dumps(data))
+    assert default_model_name(repo) == "other"
+
+
+def test_default_model_of_an_older_metrics_file_follows_the_same_rule(repo):
+    # No "recommended" key (a report from before it was recorded): report.recommended_model decides,
+    # with params.yaml's threshold, and never picks the grey baseline.
+    metrics = repo / "reports" / "metrics.json"
+    metrics.write_text(json.dumps({"vivid": {"psnr": 21.0, "delta_colorfulness": 2.0},
+                                   "sepia": {"psnr": 23.0, "delta_colorfulness": 9.0},
+                                   "grey": {"psnr": 30.0, "delta_colorfulness": 33.0}}))
+    assert default_model_name(repo) == "vivid"
+    (repo / "params.yaml").write_text("report:\n  max_delta_colorfulness: 10\n")
+    assert default_model_name(repo) == "sepia"
+    metrics.write_text(json.dumps({"grey": {"psnr": 30.0, "delta_colorfulness": 33.0}}))
     with pytest.raises(UserError, match="no trained model"):
         default_model_name(repo)
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(repo, capsys):
+    src = _photo(repo / "a.jpg", "RGB", (40, 30))
+    out = repo / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"kept")
+    assert cli.main(["colorize", str(src), "-o", str(out)]) == 0
+    assert (out / "a.png").read_bytes() == b"kept"
+    assert "1 skipped: output exists (--overwrite to redo)" in capsys.readouterr().out
+    assert cli.main(["colorize", str(src), "-o", str(out), "--overwrite"]) == 0
+    assert Image.open(out / "a.png").size == (40, 30)
+
+
+def test_suffix_names_each_output(repo):
+    src = _photo(repo / "a.jpg", "RGB", (40, 30))
+    assert cli.main(["colorize", str(src), "-o", str(repo / "out"), "--suffix", "_color"]) == 0
+    assert [p.name for p in (repo / "out").iterdir()] == ["a_color.png"]
+
+
+def test_compare_puts_the_input_and_its_colorization_side_by_side(repo):
+    src = _photo(repo / "a.png", "L", (40, 30))
+    assert cli.main(["colorize", str(src), "-o", str(repo / "plain")]) == 0
+    assert cli.main(["colorize", str(src), "-o", str(repo / "both"), "--compare"]) == 0
+    both = np.asarray(Image.open(repo / "both" / "a.png"))
+    plain = np.asarray(Image.open(repo / "plain" / "a.png"))
+    assert both.shape == (30, 40 + 8 + 40, 3)
+    assert (both[:, :40] == np.asarray(Image.open(src).convert("RGB"))).all()  # the input as given
+    assert (both[:, 48:] == plain).all()
+
+
+def test_quoted_glob_patterns_are_expanded_and_an_unmatched_one_fails(repo, capsys):
+    (repo / "scans" / "1990").mkdir(parents=True)
+    _photo(repo / "scans" / "1990" / "a.tif", "RGB", (32, 32))
+    _photo(repo / "scans" / "b.tif", "RGB", (32, 32))
+    _photo(repo / "scans" / "c.jpg", "RGB", (32, 32))
+    code = cli.main(["colorize", str(repo / "scans" / "**" / "*.tif"), str(repo / "nothing*.png"),
+                     "-o", str(repo / "out")])
+    assert code == 1  # one input matched nothing: not every input succeeded
+    assert sorted(p.name for p in (repo / "out").iterdir()) == ["a.png", "b.png"]
+    assert "nothing*.png: no image file matches this pattern" in capsys.readouterr().err
+
+
+def test_quiet_prints_nothing_but_errors(repo, capsys):
+    good = _photo(repo / "good.jpg", "RGB", (32, 32))
+    assert cli.main(["colorize", str(good), "-o", str(repo / "out"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    bad = repo / "bad.jpg"
+    bad.write_bytes(b"no")
+    assert cli.main(["-q", "colorize", str(bad), str(good), "-o", str(repo / "out2")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and len(captured.err.splitlines()) == 1
 
 
 def test_working_shape_keeps_aspect_and_never_upsamples():

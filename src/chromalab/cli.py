@@ -1,59 +1,306 @@
-"""The `chromalab` command line."""
+"""The `chromalab` command line: colorize photos, list the league, inspect a checkpoint.
+
+Starts fast: torch, mlflow and the models are imported inside the commands that need them. A
+mistake the user can fix is one line on stderr (`error: …`, exit code 2); so is an unexpected
+failure (exit code 1), with its traceback under --debug.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
-from chromalab.errors import EXIT_USER_ERROR, UserError, setup_logging
+from chromalab.errors import EXIT_USER_ERROR, UserError
+
+EXIT_FAILED = 1  # colorize: some file failed; any command: an unexpected error
+
+EPILOG = """\
+examples:
+  chromalab colorize old_photo.jpg                      the recommended model, into colored/
+  chromalab colorize album/ 'scans/**/*.tif' -o out/ --model unet --compare
+  chromalab colorize photo.jpg --model models:/chromalab@champion
+  chromalab models                                      the league and its last test scores
+  chromalab info unet                                   what data/models/unet/best.pt is
+
+Run inside the pipeline's folder (the one with dvc.yaml), or below it.
+"""
+
+COLORIZE_EPILOG = """\
+Each input becomes OUT/<stem><suffix>.png at the input's own size: the model predicts the colours
+(ab) at its working size and they are laid over the photo's full-resolution lightness, so detail
+stays sharp. Exit code: 0 when every file was colorized or skipped, 1 when some file failed (each
+failure is one `error:` line; the other files are still done), 2 for a usage error such as an
+unknown model.
+"""
+
+
+class _Format(logging.Formatter):
+    """Plain messages for a person: `warning: …` for warnings, just the text for progress."""
+
+    def format(self, record):
+        message = record.getMessage()
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+def _setup_logging(quiet: bool, debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if debug:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s", "%H:%M:%S"))
+    else:
+        handler.setFormatter(_Format())
+    handler.chromalab_cli = True
+    root = logging.getLogger()
+    # Replace only our own handler (main() may run twice in one process, e.g. in tests).
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "chromalab_cli", False)] + [handler]
+    root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
+    if not debug:  # MLflow and its database layer narrate every connection at INFO
+        for name in ("mlflow", "alembic", "urllib3", "matplotlib", "PIL"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _say(args, message: str) -> None:
+    """The command's own output (not a log line): silent under --quiet."""
+    if not args.quiet:
+        print(message)
+
+
+# --- colorize --------------------------------------------------------------------------------
 
 
 def _colorize(args) -> int:
     from chromalab import colorize
+    from chromalab.images import IMAGE_EXTENSIONS
 
-    files = colorize.expand_inputs(args.inputs)
+    log = logging.getLogger("chromalab.cli")
+    files, unmatched = colorize.find_inputs(args.inputs)
+    for item, reason in unmatched:
+        print(f"error: {item}: {reason}", file=sys.stderr)
     if not files:
-        raise UserError("no image files among the inputs")
-    runner, config = colorize.load(args.model, args.size, args.device)
-    logging.getLogger("chromalab").info("model %s (%s -> %s), working size %d px",
-                                        config["model"], config["network"], config["representation"], runner.size)
-    args.out.mkdir(parents=True, exist_ok=True)
-    failures = colorize.colorize_files(runner, files, args.out)
-    for path, reason in failures:
+        raise UserError(f"{', '.join(args.inputs)}: no image files found (looked for {' '.join(IMAGE_EXTENSIONS)})")
+    if args.size is not None and args.size < 8:
+        raise UserError(f"--size {args.size}: must be at least 8 px")
+    runner, info = colorize.load(args.model, args.size, args.device)
+    log.info("model %s (%s -> %s) from %s, working size %d px on %s", info["model"], info["network"],
+             info["representation"], info["source"], runner.size, runner.device)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {args.out}: cannot create it ({err.strerror})") from None
+    outcome = colorize.colorize_files(runner, files, args.out, suffix=args.suffix, overwrite=args.overwrite,
+                                      compare=args.compare, progress=not args.quiet)
+    for path, reason in outcome.failed:
         print(f"error: {reason}" if str(path) in reason else f"error: {path}: {reason}", file=sys.stderr)
-    print(f"colorized {len(files) - len(failures)} of {len(files)} photo(s) into {args.out}", file=sys.stderr)
-    return 1 if failures else 0
+    failed = len(outcome.failed) + len(unmatched)
+    parts = [f"colorized {len(outcome.written)} of {len(files)} photo(s) into {args.out}"]
+    if outcome.skipped:
+        parts.append(f"{len(outcome.skipped)} skipped: output exists (--overwrite to redo)")
+    if failed:
+        parts.append(f"{failed} failed")
+    _say(args, "; ".join(parts))
+    return EXIT_FAILED if failed else 0
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def _knobs(entry: dict) -> str:
+    knobs = {**(entry.get("network_args") or {}), **(entry.get("representation_args") or {})}
+    return ", ".join(f"{k}={v}" for k, v in knobs.items())
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+
+
+def _models(args) -> int:
+    # params.yaml and JSON only: listing the league must not wait for torch.
+    from chromalab import config, paths
+    from chromalab.report import GREY, RECOMMENDED, format_count
+
+    root = paths.repo_root()
+    params_file = root / config.PARAMS_FILE
+    params = config.load_params(params_file)
+    names = config.league(params)
+    seed = (params.get("train") or {}).get("seed", config.TrainParams().seed)
+    metrics_file = root / paths.REPORTS / "metrics.json"
+    metrics = _read_json(metrics_file) or {}
+    recommended = metrics.get(RECOMMENDED)
+
+    header = ["", "model", "network -> representation", "seed", "params", "PSNR", "SSIM", "AuC", "ΔCF", "img/s"]
+    rows = []
+    for name in [*names, GREY]:
+        entry = (params.get("models") or {}).get(name, {})
+        scores = metrics.get(name) or {}
+        evaluated = _read_json(root / paths.EVAL / name / "metrics.json") or {}
+        setup = "—" if name == GREY else f"{entry.get('network', '?')} -> {entry.get('representation', 'ab')}"
+        cells = ["*" if name == recommended else "", f"{name} (baseline)" if name == GREY else name, setup,
+                 "—" if name == GREY else str(seed), format_count(evaluated.get("parameters")) if evaluated else "—"]
+        for key, digits in (("psnr", 2), ("ssim", 4), ("auc", 4), ("delta_colorfulness", 2), ("images_per_second", 1)):
+            value = scores.get(key)
+            cells.append("—" if value is None else f"{value:.{digits}f}")
+        rows.append((cells, "" if name == GREY else _knobs(entry)))
+
+    widths = [max(len(c[i]) for c in [header, *(r for r, _ in rows)]) for i in range(len(header))]
+    numeric = set(range(3, len(header)))
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    source = f"test scores from {metrics_file.relative_to(root)}" if metrics else \
+        f"no test scores yet ({metrics_file.relative_to(root)} is missing: run `dvc repro`)"
+    print(f"league of {params_file} ({source}; * = recommended, seed = train.seed)")
+    print(line(header))
+    for cells, knobs in rows:
+        print(line(cells))
+        if knobs:
+            print(" " * (widths[0] + widths[1] + 4) + knobs)
+    return 0
+
+
+# --- info ------------------------------------------------------------------------------------
+
+
+def _info(args) -> int:
+    from chromalab import checkpoint, paths
+    from chromalab.colorize import resolve_checkpoint
+
+    path = resolve_checkpoint(args.checkpoint, paths.repo_root())
+    payload = checkpoint.read(path)
+    cfg = payload["config"]
+    run = _read_json(path.parent / "run.json") or {}
+
+    def scalars(d):
+        return ", ".join(f"{k}={v}" for k, v in (d or {}).items() if isinstance(v, (str, int, float, bool))) or "—"
+
+    params = cfg.get("parameters")
+    trained = f"{cfg.get('image_size', '?')} px images"
+    if cfg.get("epoch") is not None:
+        trained += f", best epoch {cfg['epoch']} of {(cfg.get('train') or {}).get('epochs', '?')}"
+    if cfg.get("val_loss") is not None:
+        trained += f" (val loss {cfg['val_loss']:.4f}, val PSNR {cfg.get('val_psnr', float('nan')):.2f} dB)"
+    if cfg.get("train_seconds") is not None:
+        trained += f", {cfg['train_seconds']:.0f} s of training"
+    mlflow_run = cfg.get("mlflow_run_id") or run.get("run_id")
+    facts = [
+        ("checkpoint", str(path)),
+        ("model", f"{cfg.get('model', '?')}: network {cfg.get('network')}, representation {cfg.get('representation')}"),
+        ("network args", scalars(cfg.get("network_args"))),
+        ("representation args", scalars(cfg.get("representation_args"))),
+        ("parameters", f"{params:,}" if isinstance(params, int) else "—"),
+        ("trained on", trained),
+        ("train params", scalars(cfg.get("train"))),
+        ("class labels", ", ".join(cfg.get("labels") or []) or "none"),
+        ("data", f"prepared manifest sha256 {cfg.get('data_sha256', '?')}"),
+        ("MLflow run", f"{mlflow_run} in {run.get('tracking_uri', 'the tracking store')}" if mlflow_run
+         else run.get("failure") or "none (trained without MLflow tracking)"),
+        ("logged model", run.get("model_uri") or "—"),
+    ]
+    width = max(len(k) for k, _ in facts)
+    for key, value in facts:
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+
+def _common(default) -> argparse.ArgumentParser:
+    """-q and --debug, accepted before or after the command. A fresh parser each time: parents
+    share their action objects, and a sub-command's copy must default to SUPPRESS, so that it
+    does not overwrite what was given before the command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="print only errors: no progress bar, no summary (for scripts)")
+    common.add_argument("--debug", action="store_true", default=default,
+                        help="debug logs, and tracebacks instead of one-line errors")
+    return common
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chromalab")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chromalab", description="Train, compare and serve image colorization models.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="chromalab", parents=[_common(False)], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train, compare and serve image colorization models. The pipeline (`dvc repro`) "
+                    "trains and scores the league; these commands use its results.")
+    parser.add_argument("--version", action="version", version=f"chromalab {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="`chromalab COMMAND --help` describes each")
 
-    c = sub.add_parser("colorize", help="colorize photos at full resolution",
-                       description="Colorize image files and folders; each becomes OUT/<stem>.png at its original size.")
-    c.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
-    c.add_argument("--out", type=Path, required=True, help="folder for the colorized PNGs")
-    c.add_argument("--model", help="league name (e.g. unet) or checkpoint path; default: best test PSNR in reports/metrics.json")
-    c.add_argument("--size", type=int, help="working size: the shorter side the model sees (default: its training size)")
-    c.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    c = sub.add_parser(
+        "colorize", parents=[_common(argparse.SUPPRESS)], help="colorize photos at full resolution",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COLORIZE_EPILOG,
+        description="Colorize image files, folders (searched recursively) and glob patterns.")
+    c.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="an image file, a folder, or a glob pattern (quote it to let chromalab expand **)")
+    c.add_argument("-o", "--out", type=Path, default=Path("colored"), metavar="DIR",
+                   help="folder for the colorized PNGs, created if needed (default: colored)")
+    c.add_argument("-m", "--model", metavar="MODEL",
+                   help="a league name (unet: data/models/unet/best.pt), a checkpoint path, or an MLflow "
+                        "model URI such as models:/chromalab@champion (default: the model "
+                        "reports/metrics.json recommends)")
+    c.add_argument("--size", type=int, metavar="PX",
+                   help="working size: the shorter side the model sees (default: the size it was trained at)")
+    c.add_argument("--device", default="auto", metavar="DEV",
+                   help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)")
+    c.add_argument("--suffix", default="", metavar="TEXT",
+                   help="appended to each output's name: --suffix _color writes photo_color.png (default: none)")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (default: skip inputs whose output exists)")
+    c.add_argument("--compare", action="store_true",
+                   help="write the input and its colorization side by side in each output")
     c.set_defaults(run=_colorize)
+
+    m = sub.add_parser(
+        "models", parents=[_common(argparse.SUPPRESS)], help="list the league with each model's setup and last test scores",
+        description="List the models of params.yaml's league (and the grey baseline) with their network, "
+                    "representation, knobs, training seed, parameter count and last test scores from "
+                    "reports/metrics.json; * marks the recommended model, the default of `colorize`.")
+    m.set_defaults(run=_models)
+
+    i = sub.add_parser(
+        "info", parents=[_common(argparse.SUPPRESS)], help="show what a checkpoint is",
+        description="Show what a checkpoint is: its model, network and representation with their knobs, "
+                    "parameter count, training size and params, best epoch, data hash and MLflow run. "
+                    "The file is read with torch.load(weights_only=True): nothing in it is executed.")
+    i.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint path, or a league name (its best.pt)")
+    i.set_defaults(run=_info)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(verbose=args.debug)
+    _setup_logging(args.quiet, args.debug)
     try:
-        code = args.run(args)
+        return args.run(args)
     except UserError as err:
         if args.debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
-        code = EXIT_USER_ERROR
-    return code
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: one line for the user, the traceback for whoever fixes it
+        if args.debug:
+            raise
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"error: unexpected {type(err).__name__}: {first} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

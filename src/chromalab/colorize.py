@@ -4,10 +4,16 @@ The model predicts ab at its working size (the shorter side resized to `size`, b
 size it was trained at); ab is upsampled to the photo's size and recombined with the photo's own
 full-resolution L, so edges and detail stay as sharp as the input (richzhang/colorization's
 recipe).
+
+A model is a league name (data/models/NAME/best.pt), a checkpoint path, or an MLflow model URI
+(`models:/chromalab@champion`, `models:/NAME/3`, `runs:/ID/model`); without one, the model
+reports/metrics.json recommends.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import json
 import logging
 from dataclasses import dataclass
@@ -16,29 +22,54 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab import checkpoint, color, paths
+from chromalab import checkpoint, color, config, paths
 from chromalab.errors import UserError
 from chromalab.images import is_image_file, load_rgb, save_png
 
 log = logging.getLogger(__name__)
 
+MLFLOW_SCHEMES = ("models:/", "runs:/")
+GLOB_CHARS = set("*?[")
+
 
 def default_model_name(root: Path) -> str:
-    """The best trained model by test PSNR in reports/metrics.json (the grey baseline excluded)."""
+    """The model reports/metrics.json recommends (see chromalab.report.recommended_model).
+
+    A metrics file from before the report recorded its recommendation gets the same rule applied
+    here, with params.yaml's threshold, so there is only ever one rule.
+    """
+    from chromalab import report
+
     path = root / paths.REPORTS / "metrics.json"
     if not path.is_file():
-        raise UserError(f"{path}: missing, so there is no default model; run `dvc repro` or pass --model")
-    scores = {k: v for k, v in json.loads(path.read_text()).items() if k != "grey" and "psnr" in v}
-    if not scores:
+        raise UserError(f"{path}: missing, so there is no recommended model; run `dvc repro` or pass --model")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+    name = metrics.get(report.RECOMMENDED)
+    if isinstance(name, str):
+        return name
+    records = [{"name": k, **v} for k, v in metrics.items()
+               if isinstance(v, dict) and {"psnr", "delta_colorfulness"} <= set(v)]
+    params_file = root / config.PARAMS_FILE
+    params = config.section(config.load_params(params_file), "report") if params_file.is_file() \
+        else config.ReportParams()
+    name = report.recommended_model(records, params.max_delta_colorfulness)
+    if name is None:
         raise UserError(f"{path}: lists no trained model; pass --model")
-    return max(scores, key=lambda k: scores[k]["psnr"])
+    return name
+
+
+def is_mlflow_uri(model: str) -> bool:
+    return model.startswith(MLFLOW_SCHEMES)
 
 
 def resolve_checkpoint(model: str | None, root: Path) -> Path:
-    """--model: a checkpoint path, a league name (data/models/NAME/best.pt), or the best by PSNR."""
+    """--model: a checkpoint path, a league name (data/models/NAME/best.pt), or the recommended model."""
     if model is None:
         model = default_model_name(root)
-        log.info("using %s, the best model by test PSNR in reports/metrics.json", model)
+        log.info("using %s, the recommended model in reports/metrics.json", model)
     as_path = Path(model)
     if as_path.suffix == ".pt" or as_path.is_file():
         return as_path
@@ -75,44 +106,113 @@ class Colorize:
         return color.lab_planes_to_rgb_uint8(lab[:1], lab[1:])
 
 
+def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A logged Colorizer and what the registry knows about it (its version tags, set by the report)."""
+    from chromalab import tracking
+
+    tags = tracking.registered_tags(uri)
+    colorizer = tracking.load_logged_model(uri, dev)
+    info = {"model": tags.get("chromalab.model", uri), "network": tags.get("network", "?"),
+            "representation": tags.get("representation", "?"), "source": uri}
+    if tags.get("image_size", "").isdigit():
+        info["image_size"] = int(tags["image_size"])
+    return colorizer, info
+
+
 def load(model: str | None, size: int | None, device: str, root: Path | None = None) -> tuple[Colorize, dict]:
+    """The Colorize for --model/--size/--device, and a description: model, network, representation,
+    source (where it came from) and image_size (the size it was trained at, when known)."""
     from chromalab.train import select_device
 
     root = root or paths.repo_root()
-    ckpt = resolve_checkpoint(model, root)
     dev = select_device(device)
-    colorizer, config = checkpoint.load(ckpt, device=dev)
-    return Colorize(colorizer, size or int(config["image_size"]), dev), config
+    if model and is_mlflow_uri(model):
+        colorizer, info = _load_mlflow(model, dev)
+    else:
+        ckpt = resolve_checkpoint(model, root)
+        colorizer, cfg = checkpoint.load(ckpt, device=dev)
+        info = {"model": cfg.get("model", ckpt.stem), "network": cfg["network"],
+                "representation": cfg["representation"], "source": str(ckpt), "image_size": int(cfg["image_size"])}
+    if size is None and "image_size" not in info:
+        size = config.PrepareParams().size
+        log.warning("%s does not say what size it was trained at; working at %d px (choose with --size)", model, size)
+    return Colorize(colorizer, size or info["image_size"], dev), info
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; folders walked recursively for image files, in sorted order."""
-    files = []
+def find_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files as given, folders walked recursively for image files, glob patterns expanded (for
+    shells that do not, and for quoted patterns such as 'scans/**/*.tif'); all in sorted order.
+    Returns the files and the (input, reason) pairs that matched nothing."""
+    files, unmatched = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
             if not found:
-                log.warning("%s: no image files in this folder", path)
+                unmatched.append((item, "no image files in this folder"))
+            files.extend(found)
+        elif not path.exists() and GLOB_CHARS & set(item):
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file() and is_image_file(p))
+            if not found:
+                unmatched.append((item, "no image file matches this pattern"))
             files.extend(found)
         else:
             files.append(path)
+    return files, unmatched
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """find_inputs' files; what matched nothing is only logged (for callers that need files, not a verdict)."""
+    files, unmatched = find_inputs(inputs)
+    for item, reason in unmatched:
+        log.warning("%s: %s", item, reason)
     return files
 
 
-def colorize_files(colorize: Colorize, files: list[Path], out_dir: Path, progress: bool = True) -> list[tuple[Path, str]]:
-    """Colorize each file into out_dir/<stem>.png; returns the (file, reason) pairs that failed."""
+@dataclasses.dataclass
+class Outcome:
+    """What colorize_files did with each input."""
+
+    written: list[Path] = dataclasses.field(default_factory=list)
+    skipped: list[Path] = dataclasses.field(default_factory=list)  # output exists and --overwrite not given
+    failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+
+
+def output_path(path: Path, out_dir: Path, suffix: str = "") -> Path:
+    return out_dir / f"{path.stem}{suffix}.png"
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
+    """Two uint8 RGB images of the same height next to each other, with a white gap."""
+    spacer = np.full((left.shape[0], gap, 3), 255, np.uint8)
+    return np.concatenate([left, spacer, right], axis=1)
+
+
+def colorize_files(colorize: Colorize, files: list[Path], out_dir: Path, suffix: str = "",
+                   overwrite: bool = False, compare: bool = False, progress: bool = True) -> Outcome:
+    """Colorize each file into out_dir/<stem><suffix>.png (with --compare, the input and the output
+    side by side); existing outputs are kept unless `overwrite`. A file that fails is recorded and
+    the others are still done."""
     from tqdm import tqdm
 
-    failures, written = [], {}
+    outcome, claimed = Outcome(), {}
+    # disable=None: tqdm shows the bar only on a terminal, so logs and pipes stay clean.
     for path in tqdm(files, desc="colorize", unit="photo", disable=None if progress else True):
-        target = out_dir / f"{path.stem}.png"
-        if target in written:
-            failures.append((path, f"its output {target} is already taken by {written[target]}"))
+        target = output_path(path, out_dir, suffix)
+        if target in claimed:
+            outcome.failed.append((path, f"its output {target} is already taken by {claimed[target]}"))
+            continue
+        claimed[target] = path
+        if target.exists() and not overwrite:
+            outcome.skipped.append(path)
             continue
         try:
-            save_png(target, colorize(load_rgb(path)))
-            written[target] = path
+            rgb = load_rgb(path)
+            result = colorize(rgb)
+            save_png(target, side_by_side(rgb, result) if compare else result)
+            outcome.written.append(target)
         except UserError as err:
-            failures.append((path, str(err)))
-    return failures
+            outcome.failed.append((path, str(err)))
+        except OSError as err:  # e.g. no space or no permission in the output folder
+            outcome.failed.append((path, f"cannot write {target}: {err.strerror or err}"))
+    return outcome
