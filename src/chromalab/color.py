@@ -125,3 +125,32 @@ def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
     fx, fy, fz = f.unbind(-3)
     lab = torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
     return lab.to(rgb.dtype)
+
+
+def _srgb_to_linear_lut() -> np.ndarray:
+    v = np.arange(256, dtype=np.float64) / 255.0
+    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92).astype(np.float32)
+
+
+_LINEAR_LUT = _srgb_to_linear_lut()
+
+
+def lightness_from_rgb_uint8(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> Lab L (H, W) as a float32 tensor, as rgb_to_lab computes it.
+
+    Colorizing needs only the input's L, so this skips a and b: a 256-entry table linearises
+    sRGB, a dot product gives Y, and f(Y) gives L; vectorised torch, no per-pixel Python."""
+    import torch
+
+    linear = torch.from_numpy(_LINEAR_LUT)[torch.from_numpy(rgb).long()]
+    y = linear @ torch.from_numpy(_XYZ_FROM_RGB[1].astype(np.float32))
+    f = torch.where(y > 0.008856, y.clamp(min=0.008856) ** (1 / 3), 7.787 * y + 16.0 / 116.0)
+    return 116.0 * f - 16.0
+
+
+def lab_to_rgb_uint8_torch(lab: torch.Tensor) -> np.ndarray:
+    """Lab (3, H, W) tensor -> uint8 RGB (H, W, 3) array, as lab_to_rgb_uint8 (clipped gamut)."""
+    import torch
+
+    rgb = lab_to_rgb_torch(lab.float())
+    return (rgb * 255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()

@@ -92,18 +92,28 @@ class Colorize:
     device: torch.device
 
     @torch.no_grad()
+    def preprocess(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 RGB (H, W, 3) -> the photo's L (1, 1, H, W) and the L the network sees, shorter
+        side resized to `size` by area averaging (on the model's device)."""
+        L = color.lightness_from_rgb_uint8(rgb)[None, None].to(self.device)
+        small = working_shape(*L.shape[-2:], self.size)
+        return L, (torch.nn.functional.interpolate(L, size=small, mode="area") if small != L.shape[-2:] else L)
+
+    @torch.no_grad()
+    def predict(self, L_small: torch.Tensor) -> torch.Tensor:
+        return self.colorizer(L_small).float()
+
+    @torch.no_grad()
+    def postprocess(self, L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+        """ab upsampled to the photo's size, joined with its own full-resolution L -> uint8 RGB."""
+        if ab.shape[-2:] != L.shape[-2:]:
+            ab = torch.nn.functional.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        return color.lab_to_rgb_uint8_torch(torch.cat([L, ab], dim=1)[0])
+
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 RGB (H, W, 3), colour or grey -> colorized uint8 RGB of the same size."""
-        L_full = color.rgb_to_lab(rgb)[..., 0]
-        h, w = L_full.shape
-        L = torch.from_numpy(L_full)[None, None].to(self.device)
-        small = working_shape(h, w, self.size)
-        L_small = torch.nn.functional.interpolate(L, size=small, mode="area") if small != (h, w) else L
-        ab = self.colorizer(L_small)
-        if small != (h, w):
-            ab = torch.nn.functional.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-        lab = torch.cat([L, ab.float()], dim=1)[0].cpu().numpy()
-        return color.lab_planes_to_rgb_uint8(lab[:1], lab[1:])
+        L, L_small = self.preprocess(rgb)
+        return self.postprocess(L, self.predict(L_small))
 
 
 def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -193,26 +203,45 @@ def colorize_files(colorize: Colorize, files: list[Path], out_dir: Path, suffix:
     """Colorize each file into out_dir/<stem><suffix>.png (with --compare, the input and the output
     side by side); existing outputs are kept unless `overwrite`. A file that fails is recorded and
     the others are still done."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
-    outcome, claimed = Outcome(), {}
-    # disable=None: tqdm shows the bar only on a terminal, so logs and pipes stay clean.
-    for path in tqdm(files, desc="colorize", unit="photo", disable=None if progress else True):
+    outcome, claimed, jobs = Outcome(), {}, []
+    for path in files:
         target = output_path(path, out_dir, suffix)
         if target in claimed:
             outcome.failed.append((path, f"its output {target} is already taken by {claimed[target]}"))
-            continue
-        claimed[target] = path
-        if target.exists() and not overwrite:
+        elif target.exists() and not overwrite:
+            claimed[target] = path
             outcome.skipped.append(path)
-            continue
-        try:
-            rgb = load_rgb(path)
-            result = colorize(rgb)
-            save_png(target, side_by_side(rgb, result) if compare else result)
-            outcome.written.append(target)
-        except UserError as err:
-            outcome.failed.append((path, str(err)))
-        except OSError as err:  # e.g. no space or no permission in the output folder
-            outcome.failed.append((path, f"cannot write {target}: {err.strerror or err}"))
+        else:
+            claimed[target] = path
+            jobs.append((path, target))
+
+    def write(target: Path, image: np.ndarray) -> Path:
+        save_png(target, image)
+        return target
+
+    # Decoding the next photos and encoding the last ones run in threads beside the network (PIL
+    # and zlib release the GIL), so a folder costs about its compute time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        decoded = [pool.submit(load_rgb, path) for path, _ in jobs[:2]]
+        written = []
+        # disable=None: tqdm shows the bar only on a terminal, so logs and pipes stay clean.
+        for i, (path, target) in enumerate(tqdm(jobs, desc="colorize", unit="photo", disable=None if progress else True)):
+            if i + 2 < len(jobs):
+                decoded.append(pool.submit(load_rgb, jobs[i + 2][0]))
+            try:
+                rgb = decoded[i].result()
+                decoded[i] = None  # let the photo go once it is colorized
+                result = colorize(rgb)
+                written.append((path, target, pool.submit(write, target, side_by_side(rgb, result) if compare else result)))
+            except UserError as err:
+                outcome.failed.append((path, str(err)))
+        for path, target, future in written:
+            try:
+                outcome.written.append(future.result())
+            except OSError as err:  # e.g. no space or no permission in the output folder
+                outcome.failed.append((path, f"cannot write {target}: {err.strerror or err}"))
     return outcome
