@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from chromalab.atomic import atomic_path, write_text
 from chromalab.config import DataParams
 from chromalab.data import sources
 from chromalab.data.manifest import sha256_file, to_csv, write_manifest
 from chromalab.errors import UserError
+from chromalab.images import open_image
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,14 @@ class BadImage(Exception):
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """The stored pixel size (width, height), after checking the file decodes completely."""
+    """The stored pixel size (width, height), after checking the file decodes completely and is
+    within the decompression-bomb guard (images.MAX_PIXELS)."""
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.verify()
         # verify() leaves the image unusable and does not notice a truncated JPEG: reopen and
         # decode the pixels.
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             return image.size
     except UnidentifiedImageError:
@@ -58,7 +62,10 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def _store(candidate: sources.Candidate, images: Path) -> Path:
     target = images / f"{candidate.source_id}{candidate.path.suffix.lower()}"
-    shutil.copyfile(candidate.path, target)
+    if candidate.write:
+        candidate.write(target)
+    else:
+        shutil.copyfile(candidate.path, target)
     return target
 
 
@@ -67,22 +74,24 @@ def _copy_images(listing: sources.Listing, out: Path) -> tuple[list[dict], list[
     images = out / IMAGES
     images.mkdir()
     rows, rejected, seen = [], [], {}
-    for candidate in listing.candidates:
+    progress = tqdm(listing.candidates, desc="images", unit="img", disable=not sys.stderr.isatty())
+    for candidate in progress:
+        origin = candidate.origin or str(candidate.path)
         # Check the copy, not the original: the manifest then describes exactly the stored bytes.
         stored = _store(candidate, images)
         digest = sha256_file(stored)
         if digest in seen:
-            log.debug("%s duplicates %s; kept once", candidate.path, seen[digest])
+            log.debug("%s duplicates %s; kept once", origin, seen[digest])
             stored.unlink()
             continue
         try:
             width, height = image_size(stored)
         except BadImage as err:
-            log.warning("rejected %s: %s", candidate.path, err)
-            rejected.append({"path": str(candidate.path), "reason": str(err)})
+            log.warning("rejected %s: %s", origin, err)
+            rejected.append({"path": origin, "reason": str(err)})
             stored.unlink()
             continue
-        seen[digest] = candidate.path
+        seen[digest] = origin
         rows.append({
             "path": stored.relative_to(out).as_posix(),
             "source_id": candidate.source_id,
