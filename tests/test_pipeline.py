@@ -22,6 +22,7 @@ TINY = {
     "models": {"unet": {"network": "unet", "representation": "ab", "network_args": {"base_channels": 8}}},
     "train": {"epochs": 2, "batch_size": 16},
     "evaluate": {"gallery": 3},
+    "report": {"max_delta_colorfulness": 5},
 }
 
 
@@ -49,6 +50,7 @@ def tiny_repo(root: Path, params: dict = TINY) -> dict:
     run(["git", "init", "-q", "-b", "main"], root, env)
     run(["dvc", "init", "-q"], root, env)
     run(["dvc", "config", "core.analytics", "false"], root, env)
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")  # dvc.yaml's plot templates
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "tiny pipeline"], root, env)
     return env
@@ -72,13 +74,15 @@ def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
     assert (root / "data/palette/kmeans.json").is_file() and (root / "reports/palette.png").is_file()
     assert (root / "data/models/unet/best.pt").is_file()
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert set(metrics) == {"unet", "grey"}
+    assert set(metrics) == {"unet", "grey", "recommended"}
+    assert metrics.pop("recommended") == "unet"
     for scores in metrics.values():
         assert {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt",
                 "delta_colorfulness", "images_per_second"} <= set(scores)
     html = (root / "reports/index.html").read_text()
     assert "unet" in html and "eval/unet/gallery/00.png" in html
     assert (root / "reports/train/unet/history.csv").read_text().count("\n") == 3
+    assert (root / "reports/hero.png").is_file() and (root / "reports/curves/training_unet.svg").is_file()
 
 
 def test_mlflow_store_is_sqlite_at_the_pipeline_root_with_test_metrics(pipeline):
@@ -90,6 +94,22 @@ def test_mlflow_store_is_sqlite_at_the_pipeline_root_with_test_metrics(pipeline)
         tags = dict(con.execute("select key, value from tags"))
     assert {"val_loss", "test_psnr", "test_auc"} <= keys
     assert tags["dvc_stage"] == "train@unet"
+    with sqlite3.connect(db) as con:  # the report stage registered the recommended model
+        aliases = list(con.execute("select name, alias from registered_model_aliases"))
+    assert aliases == [("chromalab", "champion")]
+
+
+def test_dvc_plots_show_renders_the_training_curves_and_the_error_cdf(pipeline):
+    root, env, _ = pipeline
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], root, env).stdout)
+    assert not shown.get("errors")
+    assert {"reports/train/unet/history.csv", "val_psnr", "error_cdf", "error_cdf_rebalanced"} <= set(shown["data"])
+    cdf = shown["data"]["error_cdf"][0]["content"]
+    assert {row["model"] for row in cdf["data"]["values"]} == {"unet", "grey"}
+    assert cdf["encoding"]["color"]["field"] == "model"  # the by_model template, copied from .dvc/plots
+    page = root.parent / "dvc_plots"  # outside the repository, which a later test commits
+    run(["dvc", "plots", "show", "-o", str(page)], root, env)
+    assert "error_cdf" in (page / "index.html").read_text()
 
 
 def test_second_repro_is_a_no_op_and_metrics_show_reads_the_results(pipeline):
@@ -116,3 +136,8 @@ def test_an_experiment_with_other_params_reruns_training_and_diffs(pipeline):
     assert "unet.psnr" in metrics_diff["reports/metrics.json"]  # the retrained model scores differently
     table = run(["dvc", "exp", "show", "--csv"], root, env).stdout
     assert "train.epochs" in table
+    # The experiment's curves against the commit's, as pictures: one line per model and revision.
+    plots = json.loads(run(["dvc", "plots", "diff", "--json", "--targets", "val_psnr"], root, env).stdout)
+    points = plots["data"]["val_psnr"][0]["content"]["data"]["values"]
+    assert {(p["rev"], p["model"]) for p in points} == {("HEAD", "unet"), ("workspace", "unet")}
+    assert sum(p["rev"] == "workspace" for p in points) == 1 and sum(p["rev"] == "HEAD" for p in points) == 2
