@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The venv's tools first on PATH, so dvc's stage commands (`python pipeline/...`) use them too.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: setup repro test lock clean-venv
+.PHONY: setup repro test bench lock clean-venv
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,11 @@ repro: setup
 
 test: setup
 	$(RUN) pytest
+
+# Speed and memory figures -> reports/benchmarks.json and the table in README.md (run `make repro`
+# first so the no-op `dvc repro` time can be measured).
+bench: setup
+	$(RUN) python benchmarks/bench.py
 
 # Refresh the pins after changing dependencies in pyproject.toml (then commit constraints.txt).
 lock: setup
