@@ -18,7 +18,7 @@ def main():
     name = parser.parse_args().model
     setup_logging()
     params = config.load_params()
-    train_params = config.section(params, "train")
+    train_params = config.train_params_for(params, name)
     model_params = config.model_params(params, name)
     from chromalab import distributed, tracking  # torch is imported only once the params are known to be good
 

@@ -269,3 +269,16 @@ def test_empty_params_file_gives_defaults(tmp_path):
     params = load_params(write_params(tmp_path, "# nothing yet\n"))
     assert params == {}
     assert section(params, "train") == TrainParams()
+
+
+def test_a_model_can_override_train_values_and_typos_there_are_caught():
+    from chromalab.config import train_params_for
+
+    params = {"train": {"epochs": 8, "lr": 0.001},
+              "models": {"fast": {"network": "unet", "train": {"epochs": 20}},
+                         "plain": {"network": "unet"},
+                         "typo": {"network": "unet", "train": {"epoch": 2}}}}
+    assert train_params_for(params, "fast").epochs == 20 and train_params_for(params, "fast").lr == 0.001
+    assert train_params_for(params, "plain").epochs == 8
+    with pytest.raises(UserError, match=r"models.typo.train.epoch: unknown parameter.*epochs"):
+        train_params_for(params, "typo")

@@ -150,9 +150,11 @@ class ModelParams:
     network_args: dict = dataclasses.field(default_factory=dict)
     representation_args: dict = dataclasses.field(default_factory=dict)
     class_loss_weight: float = 0.0  # α of Iizuka et al.'s loss MSE + α·CE(class), for networks with a class head
+    train: dict = dataclasses.field(default_factory=dict)  # this model's own train.* values, e.g. {epochs: 3}
 
     def check(self, key: str) -> None:
         _at_least(key, "class_loss_weight", self.class_loss_weight, 0.0)
+        parse_section(f"{key}.train", self.train, TrainParams)  # the same checks as the train section
         # Imported here: the registries pull in torch, which params validation should not need.
         from chromalab.models import registry
         from chromalab import representations
@@ -315,6 +317,14 @@ def model_params(params: dict, name: str) -> ModelParams:
     if name not in models:
         raise UserError(f"models.{name}: no such model in params.yaml{_did_you_mean(name, models)}")
     return parse_section(f"models.{name}", models[name], ModelParams)
+
+
+def train_params_for(params: dict, name: str) -> TrainParams:
+    """The train section with model `name`'s own overrides (models.NAME.train) applied: a league
+    can give a slow network fewer epochs, or a fast one a longer schedule."""
+    base = section(params, "train")
+    overrides = model_params(params, name).train
+    return parse_section(f"models.{name}.train", {**as_dict(base), **overrides}, TrainParams) if overrides else base
 
 
 def as_dict(obj) -> dict:
