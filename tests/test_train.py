@@ -116,3 +116,19 @@ def test_without_a_val_split_the_last_epoch_is_kept(tmp_path, raw_dir, mlflow_ur
     prepare(TINY_PREPARE.__class__(**{**TINY_PREPARE.__dict__, "val_fraction": 0.0}), raw_dir, prepared)
     out = train_tiny(tmp_path, prepared, epochs=2)
     assert checkpoint.read(out / "best.pt")["config"]["epoch"] == 2
+
+
+def test_annealed_mean_temperature_is_chosen_on_val_and_kept_in_the_checkpoint(tmp_path, prepared_dir, palette_dir,
+                                                                              mlflow_uri):
+    model = dict(network="unet", representation="bins", network_args={"base_channels": 8})
+    out = train_tiny(tmp_path, prepared_dir, name="bins", epochs=1, palette_dir=palette_dir, model=model,
+                     temperatures=[0.1, 1.0], max_delta_colorfulness=1000.0)
+    config = checkpoint.read(out / "best.pt")["config"]
+    sweep = config["temperature_sweep"]
+    assert [s["temperature"] for s in sweep] == [0.1, 1.0]
+    # every T qualifies under a huge bound, so the best val PSNR wins
+    assert config["representation_args"]["temperature"] == max(sweep, key=lambda s: s["val_psnr"])["temperature"]
+    colorizer, _ = checkpoint.load(out / "best.pt")
+    assert colorizer.representation.temperature == config["representation_args"]["temperature"]
+    # T changes the colours: the sweep is not scoring the same decode twice
+    assert sweep[0]["val_delta_colorfulness"] != sweep[1]["val_delta_colorfulness"]

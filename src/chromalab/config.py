@@ -124,6 +124,11 @@ class TrainParams:
     checkpoint_every: int = 500  # steps between resumable snapshots (also at each epoch end); 0: epochs only
     nproc: int = 1  # processes (GPUs) on this machine: > 1 launches torchrun with DDP
     channels_last: bool = True  # NHWC memory layout on CUDA (faster convolutions with AMP)
+    # Annealed-mean models (bins; palette with decode: annealed_mean): after training, pick the
+    # decoding temperature from this list on the val split: the best val PSNR among those whose
+    # colourfulness is within max_delta_colorfulness of the truth's (else the most faithful one).
+    temperatures: list | None = None
+    max_delta_colorfulness: float = 5.0
     seed: int = 0
     deterministic: bool = True
 
@@ -133,6 +138,10 @@ class TrainParams:
         _at_least(key, "warmup_epochs", self.warmup_epochs, 0.0)
         _at_least(key, "checkpoint_every", self.checkpoint_every, 0)
         _at_least(key, "nproc", self.nproc, 1)
+        _at_least(key, "max_delta_colorfulness", self.max_delta_colorfulness, 0.0)
+        if self.temperatures is not None and (not self.temperatures or not all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in self.temperatures)):
+            raise UserError(f"{key}.temperatures: expected a non-empty list of numbers > 0, got {self.temperatures!r}")
         _at_least(key, "batch_size", self.batch_size, 1)
         _between(key, "lr", self.lr, 1e-8, 10.0)
         _at_least(key, "weight_decay", self.weight_decay, 0.0)

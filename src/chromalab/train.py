@@ -337,7 +337,7 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
                 snapshot(epoch + 1, 0, (0.0, 0))
             distributed.barrier(world)
         if world.is_main:
-            _finish(name, out_dir, config, best, track)
+            _finish(name, out_dir, config, best, track, params, val_loader, device, cache["val"])
     except BaseException:
         if world.is_main:
             track(tracking.end_run, "FAILED")
@@ -349,9 +349,51 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
     return best
 
 
-def _finish(name: str, out_dir: Path, config: dict, best: dict, track: _Tracking) -> None:
-    """Log the best model to MLflow and write run.json (which says whether logging worked)."""
-    best_colorizer, _ = checkpoint.load(out_dir / "best.pt")
+def annealed(colorizer: Colorizer) -> bool:
+    """Whether the colorizer decodes by an annealed mean, so a temperature can be chosen."""
+    rep = colorizer.representation
+    return hasattr(rep, "temperature") and getattr(rep, "decode_mode", "annealed_mean") == "annealed_mean"
+
+
+@torch.no_grad()
+def tune_temperature(colorizer: Colorizer, loader, device, temperatures: list, max_delta_cf: float,
+                     cache=None) -> tuple[float, list[dict]]:
+    """Zhang et al.'s annealed mean trades colour for accuracy through T. Score each T on the val
+    split; keep the best PSNR among those within max_delta_cf of the truth's colourfulness, else
+    the T whose colourfulness is closest. Returns (T, the sweep)."""
+    colorizer.eval()
+    sweep = []
+    for t in temperatures:
+        colorizer.representation.temperature = float(t)
+        acc = metrics.MetricAccumulator()
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = colorizer.outputs(batch["L"], **_extra(cache, batch))
+            pred = colorizer.representation.decode(out, batch["L"])
+            acc.update(batch["L"].cpu().numpy(), pred.float().cpu().numpy(), batch["ab"].cpu().numpy())
+        r = acc.result()
+        sweep.append({"temperature": float(t), "val_psnr": r["psnr"], "val_delta_colorfulness": r["delta_colorfulness"]})
+    faithful = [s for s in sweep if s["val_delta_colorfulness"] <= max_delta_cf]
+    chosen = max(faithful, key=lambda s: s["val_psnr"]) if faithful else min(sweep, key=lambda s: s["val_delta_colorfulness"])
+    colorizer.representation.temperature = chosen["temperature"]
+    return chosen["temperature"], sweep
+
+
+def _finish(name: str, out_dir: Path, config: dict, best: dict, track: _Tracking, params: TrainParams,
+            val_loader, device, cache) -> None:
+    """Choose the decoding temperature on val (when asked), log the best model to MLflow and write
+    run.json (which says whether logging worked)."""
+    best_colorizer, _ = checkpoint.load(out_dir / "best.pt", device=device)
+    if params.temperatures and annealed(best_colorizer):
+        t, sweep = tune_temperature(best_colorizer, val_loader, device, params.temperatures,
+                                    params.max_delta_colorfulness, cache)
+        best["representation_args"] = {**best["representation_args"], "temperature": t}
+        best["temperature_sweep"] = sweep
+        checkpoint.save(out_dir / "best.pt", best_colorizer, best)
+        log.info("%s: decoding temperature %.2f chosen on val (%s)", name, t, ", ".join(
+            f"T={s['temperature']:g}: {s['val_psnr']:.2f} dB, ΔCF {s['val_delta_colorfulness']:.1f}" for s in sweep))
+        track(tracking.log_metrics, {"temperature": t})
+    best_colorizer = best_colorizer.cpu()
     model_uri = track(tracking.log_colorizer, best_colorizer)
     track(tracking.log_metrics, {"best_epoch": best["epoch"], "train_seconds": config["train_seconds"]})
     track(tracking.end_run)
