@@ -76,10 +76,10 @@ def _colorize(args) -> int:
 
     log = logging.getLogger("chromalab.cli")
     files, unmatched = colorize.find_inputs(args.inputs)
+    if not files:  # one line for it all, not one per input and then a summary
+        raise UserError(f"{', '.join(args.inputs)}: no image files found (looked for {' '.join(IMAGE_EXTENSIONS)})")
     for item, reason in unmatched:
         print(f"error: {item}: {reason}", file=sys.stderr)
-    if not files:
-        raise UserError(f"{', '.join(args.inputs)}: no image files found (looked for {' '.join(IMAGE_EXTENSIONS)})")
     if args.size is not None and args.size < 8:
         raise UserError(f"--size {args.size}: must be at least 8 px")
     runner, info = colorize.load(args.model, args.size, args.device)
