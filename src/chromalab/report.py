@@ -79,6 +79,7 @@ OPTIONAL_COLUMNS = {"train_seconds"}
 DESCRIPTIVE_COLUMNS = ("model", "network", "representation", "params")
 BEST_NOTE = (
     "Bold = best in its column: highest PSNR, SSIM, AuC, AuC (rebal.) and img/s, shortest training "
+    "(train (s): every epoch of the run, from its history.csv) "
     "(the grey baseline is not ranked for img/s and training: it runs no network); "
     "ΔCF closest to 0 (the smallest gap to the ground truth's colourfulness); "
     "CF and CF gt are not ranked."
@@ -401,6 +402,15 @@ def long_csv(series: dict[str, list[dict]]) -> str:
     return out.getvalue()
 
 
+def whole_training_seconds(history: list[dict] | None, fallback: float | None) -> float | None:
+    """The whole training run's time, every epoch's `seconds` summed: what the model cost. (The
+    checkpoint's own train_seconds stops at its best epoch.) `fallback` without a history."""
+    try:
+        return sum(float(row["seconds"]) for row in history) if history else fallback
+    except (KeyError, TypeError, ValueError):
+        return fallback
+
+
 def training_plot_name(name: str) -> str:
     return f"training_{name}.svg"
 
@@ -514,6 +524,8 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
     histories = collect_series([n for n in names if n != GREY], reports_dir / "train", "history.csv",
                                "training curves")
     cdfs = collect_series(names, reports_dir / EVAL_SUBDIR, "auc_curve.csv", "error CDF")
+    for record in records:
+        record["train_seconds"] = whole_training_seconds(histories.get(record["name"]), record["train_seconds"])
     palette = reports_dir / "palette.png"
     counts = sorted({r["images"] for r in records})
     if len(counts) > 1:
