@@ -5,6 +5,7 @@ store, registered by the report stage as `champion`, then used by `chromalab col
 import json
 import logging
 import os
+import shutil
 import subprocess
 
 import mlflow
@@ -105,6 +106,18 @@ def test_an_unknown_alias_is_a_one_line_error(registered, tmp_path, monkeypatch,
     assert cli.main(["colorize", str(src), "--model", "models:/chromalab@nosuch"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: models:/chromalab@nosuch: not in the MLflow registry")
+
+
+def test_report_with_tracking_off_registers_nothing_and_says_so(registered, monkeypatch, caplog):
+    monkeypatch.setenv("CHROMALAB_MLFLOW", "off")
+    out = registered.parent / "tracking-off"
+    shutil.copytree(registered / "reports", out / "reports")
+    shutil.copytree(registered / "data" / "models", out / "data" / "models")
+    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+        build_report(["tiny", "grey"], out / "reports", all_params={})
+    assert "not registering tiny in MLflow: tracking is off (CHROMALAB_MLFLOW)" in caplog.text
+    assert "Not registered in MLflow: tracking is off (CHROMALAB_MLFLOW=off)." in (out / "reports" / "index.html").read_text()
+    assert [int(v.version) for v in mlflow.MlflowClient().search_model_versions("name = 'chromalab'")] == [1]
 
 
 def test_report_without_an_mlflow_run_says_why_it_did_not_register(tmp_path, caplog):

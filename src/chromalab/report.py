@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -425,6 +426,9 @@ def register_recommended(recommended: str | None, records: list[dict], lineage, 
 
     if recommended is None:
         return "Nothing registered: there is no model to recommend."
+    if not tracking.enabled():
+        log.warning("not registering %s in MLflow: tracking is off (CHROMALAB_MLFLOW)", recommended)
+        return f"Not registered in MLflow: tracking is off (CHROMALAB_MLFLOW={os.environ.get('CHROMALAB_MLFLOW')})."
     run = next(r for r in lineage.runs if r.name == recommended)
     if not run.model_uri:
         reason = run.note or "its run.json names no logged model"
@@ -460,7 +464,7 @@ def _link_runs(lineage) -> None:
     from chromalab import tracking
 
     run_ids = [r.run_id for r in lineage.runs if r.run_id]
-    if run_ids:
+    if run_ids and tracking.enabled():
         try:
             lineage.experiment_ids = tracking.experiment_ids(run_ids)
         except Exception as err:
