@@ -1,0 +1,42 @@
+"""DVC remote storage: the tiny pipeline pushed to a remote, pulled into a fresh clone of the git
+repository, is complete there: nothing to rerun, every output the same bytes."""
+
+import hashlib
+import shutil
+
+import pytest
+
+from test_pipeline import run, tiny_repo
+
+pytestmark = pytest.mark.slow
+
+
+def digests(root, folders=("data", "reports")) -> dict[str, str]:
+    """sha256 of every file under `folders`, by path relative to root."""
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders for path in sorted((root / folder).rglob("*")) if path.is_file()
+    }
+
+
+def test_a_fresh_clone_pulls_every_output_from_the_remote_and_has_nothing_to_rerun(tmp_path):
+    origin, storage, clone = tmp_path / "origin", tmp_path / "storage", tmp_path / "clone"
+    env = tiny_repo(origin)
+    run(["dvc", "repro"], origin, env)
+    run(["dvc", "remote", "add", "-d", "local", str(storage)], origin, env)
+    run(["git", "add", "-A"], origin, env)
+    run(["git", "commit", "-qm", "results, and a DVC remote"], origin, env)
+    run(["dvc", "push"], origin, env)
+    assert "in sync" in run(["dvc", "status", "--cloud"], origin, env).stdout
+    produced = digests(origin)
+    assert "data/models/unet/best.pt" in produced and "data/prepared/train_L.npy" in produced
+
+    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
+    shutil.rmtree(origin)  # the clone has only git and the remote to go on
+    assert not (clone / "data").exists()
+    run(["dvc", "pull"], clone, env)
+
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], clone, env).stdout
+    repro = run(["dvc", "repro"], clone, env)
+    assert "Running stage" not in repro.stdout and "up to date" in repro.stdout
+    assert digests(clone) == produced
