@@ -139,3 +139,16 @@ def test_report_without_an_mlflow_run_says_why_it_did_not_register(tmp_path, cap
     with caplog.at_level(logging.WARNING, logger="chromalab.report"):
         build_report(["unet", "grey"], reports, all_params={})
     assert f"not registering unet in MLflow: {run_file} is missing" in caplog.text
+
+
+def test_report_with_an_unreachable_tracking_server_is_still_written(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nobody answers
+    reports = tmp_path / "reports"
+    write_eval(reports, {"unet": "unet", "grey": "grey"})
+    run_file = tmp_path / "data" / "models" / "unet" / "run.json"
+    run_file.parent.mkdir(parents=True)
+    run_file.write_text(json.dumps({"run_id": "abc", "model_uri": "models:/m-abc", "tracking_uri": "http://127.0.0.1:9"}))
+    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+        assert build_report(["unet", "grey"], reports, all_params={})["recommended"] == "unet"
+    assert "not registering unet in MLflow at http://127.0.0.1:9" in caplog.text
+    assert "Not registered in MLflow" in (reports / "index.html").read_text()

@@ -448,6 +448,7 @@ def register_recommended(recommended: str | None, records: list[dict], lineage, 
     }
     uri = f"models:/{params.registered_model}@{tracking.CHAMPION}"
     try:
+        tracking.check_reachable()  # a dead server would make MLflow's client retry for minutes
         version = tracking.register_champion(run.model_uri, params.registered_model,
                                              {k: v for k, v in tags.items() if v is not None})
     except Exception as err:  # an unreachable store must not cost the user the report
@@ -466,6 +467,7 @@ def _link_runs(lineage) -> None:
     run_ids = [r.run_id for r in lineage.runs if r.run_id]
     if run_ids and tracking.enabled():
         try:
+            tracking.check_reachable()
             lineage.experiment_ids = tracking.experiment_ids(run_ids)
         except Exception as err:
             log.warning("MLflow run pages not linked: %s", str(err).splitlines()[0] if str(err) else err)
