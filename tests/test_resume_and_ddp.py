@@ -36,7 +36,8 @@ def _workspace(root: Path, source_prepared: Path, source_palette: Path, params: 
 def _env(root: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(DVC_ROOT=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", OMP_NUM_THREADS="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", **extra)
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    env.update(extra)
     return env
 
 

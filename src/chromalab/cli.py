@@ -24,6 +24,7 @@ examples:
   chromalab colorize photo.jpg --model models:/chromalab@champion
   chromalab models                                      the league and its last test scores
   chromalab info unet                                   what data/models/unet/best.pt is
+  MLFLOW_TRACKING_URI=http://mlflow:5000 chromalab relog unet   log a model trained while the server was down
 
 Run inside the pipeline's folder (the one with dvc.yaml), or below it.
 """
@@ -207,6 +208,17 @@ def _info(args) -> int:
     return 0
 
 
+# --- relog -----------------------------------------------------------------------------------
+
+
+def _relog(args) -> int:
+    from chromalab.relog import relog
+
+    logged = relog(args.model)
+    _say(args, f"logged {args.model} as MLflow run {logged['run_id']} (model {logged['model_uri']})")
+    return 0
+
+
 # --- the parser ------------------------------------------------------------------------------
 
 
@@ -278,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "The file is read with torch.load(weights_only=True): nothing in it is executed.")
     i.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint path, or a league name (its best.pt)")
     i.set_defaults(run=_info)
+
+    r = sub.add_parser(
+        "relog", parents=[_common(argparse.SUPPRESS)], help="log a trained model to MLflow afterwards",
+        description="Create an MLflow run for a trained model from what the pipeline wrote: its checkpoint "
+                    "(params, data hash), per-epoch history, test metrics when evaluated, and the model "
+                    "itself. For a run whose tracking server was down (its run.json says so), or to copy a "
+                    "model into another store: set MLFLOW_TRACKING_URI first.")
+    r.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
+    r.set_defaults(run=_relog)
     return parser
 
 
