@@ -112,3 +112,11 @@ def test_palette_models_report_seed_000s_palette_index_accuracy(tmp_path, prepar
     assert 0.0 < result["palette_accuracy"] <= 1.0
     _, grey = _run(tmp_path, "grey", prepared_dir, palette_dir)
     assert "palette_accuracy" not in grey
+
+
+def test_a_tracking_server_that_is_down_does_not_fail_the_evaluation(tmp_path, prepared_dir, palette_dir,
+                                                                     trained_model, monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    out, result = _run(tmp_path, "tiny", prepared_dir, palette_dir)
+    assert json.loads((out / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
+    assert "could not add test metrics" in caplog.text and "chromalab relog" in caplog.text
