@@ -132,3 +132,24 @@ def test_annealed_mean_temperature_is_chosen_on_val_and_kept_in_the_checkpoint(t
     assert colorizer.representation.temperature == config["representation_args"]["temperature"]
     # T changes the colours: the sweep is not scoring the same decode twice
     assert sweep[0]["val_delta_colorfulness"] != sweep[1]["val_delta_colorfulness"]
+
+
+def test_gpu_settings_are_inert_on_the_cpu_and_determinism_turns_cudnn_autotuning_off():
+    from chromalab.train import autocast, seed_everything
+
+    context, scaler = autocast(torch.device("cpu"), enabled=True)
+    assert scaler is None and type(context).__name__ == "nullcontext"  # AMP is for CUDA only
+    seed_everything(0, deterministic=True)
+    assert torch.backends.cudnn.benchmark is False and torch.are_deterministic_algorithms_enabled()
+    seed_everything(0, deterministic=False)
+    assert torch.backends.cudnn.benchmark is True
+    seed_everything(0, deterministic=True)
+
+
+@pytest.mark.slow
+def test_torch_compile_flag_trains_the_same_model_within_float_tolerance(tmp_path, prepared_dir, mlflow_uri):
+    plain = train_tiny(tmp_path / "plain", prepared_dir, epochs=1, hflip=False)
+    compiled = train_tiny(tmp_path / "compiled", prepared_dir, epochs=1, hflip=False, compile=True)
+    a = checkpoint.read(plain / "last.pt")["state_dict"]
+    b = checkpoint.read(compiled / "last.pt")["state_dict"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)

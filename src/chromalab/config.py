@@ -124,6 +124,7 @@ class TrainParams:
     checkpoint_every: int = 500  # steps between resumable snapshots (also at each epoch end); 0: epochs only
     nproc: int = 1  # processes (GPUs) on this machine: > 1 launches torchrun with DDP
     channels_last: bool = True  # NHWC memory layout on CUDA (faster convolutions with AMP)
+    compile: bool = False  # torch.compile the training step's network (pays off on long GPU runs)
     # Annealed-mean models (bins; palette with decode: annealed_mean): after training, pick the
     # decoding temperature from this list on the val split: the best val PSNR among those whose
     # colourfulness is within max_delta_colorfulness of the truth's (else the most faithful one).

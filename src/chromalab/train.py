@@ -64,7 +64,7 @@ def batch_loss(colorizer: Colorizer, batch: dict, class_loss_weight: float, extr
     batch has labels (Iizuka et al.). `outputs` computes the network's outputs (the colorizer's
     own method, or its DistributedDataParallel wrapper)."""
     L, ab, label = batch["L"], batch["ab"], batch["label"]
-    out, logits = (outputs or colorizer.outputs_and_classes)(L, **extra)
+    out, logits = (outputs if outputs is not None else colorizer.outputs_and_classes)(L, **extra)
     loss = colorizer.representation.loss(out.float(), colorizer.representation.target(L, ab))
     labelled = label >= 0
     if logits is not None and class_loss_weight > 0 and labelled.any():
@@ -237,6 +237,8 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
              for split, ds in (("train", train_set), ("val", val_set))}
     alpha = model.class_loss_weight
     net = distributed.wrap(_Outputs(colorizer), world, device)
+    if params.compile:
+        net = torch.compile(net)  # compiles on the first step; checkpoints still save `colorizer`
 
     config = {
         "model": name, "network": model.network, "representation": model.representation,
