@@ -43,6 +43,19 @@ def write_photo_folder(root, size: int = 96, grey: int = 1, labels: bool = True)
     return root
 
 
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """The CLI sets the root logger's level and handler (e.g. ERROR under -q); give every test the
+    logging it started with, so a test's caplog never depends on which CLI test ran before it."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny tensors: extra threads only spin and cost seconds on a busy 2-core machine. Test
