@@ -147,3 +147,26 @@ def shared_model_dir(tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.setenv("DVC_ROOT", str(root))
         return train_tiny(root, root / "prepared")
+
+
+@pytest.fixture(scope="session")
+def tiny_baseline(tmp_path_factory):
+    """The tiny pipeline (test_pipeline.TINY) reproduced once in a fresh git + DVC repository, its
+    results committed: (root, env, stdout of that first `dvc repro`). Tests that start from a
+    finished run take a copy (copy_repo) rather than paying for another `dvc repro`."""
+    from test_pipeline import run, tiny_repo
+
+    root = tmp_path_factory.mktemp("baseline") / "repo"
+    env = tiny_repo(root)
+    first = run(["dvc", "repro"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "baseline results"], root, env)
+    return root, env, first
+
+
+def copy_repo(baseline, dest):
+    """A private copy of the baseline repository (git history, DVC cache, outputs, MLflow store)."""
+    import shutil
+
+    shutil.copytree(baseline[0], dest, symlinks=True)
+    return dest

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_pipeline import run, tiny_repo
+from test_pipeline import run
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +25,11 @@ def queue_statuses(root, env) -> dict[str, str]:
     return statuses
 
 
-def test_two_queued_experiments_run_in_parallel_and_both_log_to_one_sqlite_store(tmp_path):
-    root = tmp_path / "repo"
-    env = tiny_repo(root)
-    run(["dvc", "repro"], root, env)  # the baseline: the experiments rerun only training and after
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "baseline results"], root, env)
+def test_two_queued_experiments_run_in_parallel_and_both_log_to_one_sqlite_store(tmp_path, tiny_baseline):
+    from conftest import copy_repo
+
+    # A finished, committed baseline: the experiments rerun only training and after.
+    root, env = copy_repo(tiny_baseline, tmp_path / "repo"), tiny_baseline[1]
     for name, batch_size in EXPERIMENTS.items():
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.batch_size={batch_size}",
              "-S", "train.epochs=1"], root, env)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from test_pipeline import run, tiny_repo
+from test_pipeline import run
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +19,12 @@ def digests(root, folders=("data", "reports")) -> dict[str, str]:
     }
 
 
-def test_a_fresh_clone_pulls_every_output_from_the_remote_and_has_nothing_to_rerun(tmp_path):
+def test_a_fresh_clone_pulls_every_output_from_the_remote_and_has_nothing_to_rerun(tmp_path, tiny_baseline):
+    from conftest import copy_repo
+
     origin, storage, clone = tmp_path / "origin", tmp_path / "storage", tmp_path / "clone"
-    env = tiny_repo(origin)
-    run(["dvc", "repro"], origin, env)
+    copy_repo(tiny_baseline, origin)  # the tiny pipeline, reproduced
+    env = tiny_baseline[1]
     run(["dvc", "remote", "add", "-d", "local", str(storage)], origin, env)
     run(["git", "add", "-A"], origin, env)
     run(["git", "commit", "-qm", "results, and a DVC remote"], origin, env)
