@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from chromalab import config, paths
-from chromalab.colorize import Colorize
+from chromalab.colorize import OUTPUT_PNG_LEVEL, Colorize
 from chromalab.config import DataParams, ModelParams, PaletteParams, PrepareParams
 from chromalab.data.lab_arrays import LabBatches
 from chromalab.images import load_rgb, save_png
@@ -155,15 +155,17 @@ def train_figures(name: str, model: ModelParams, train: config.TrainParams, work
 
     real, synthetic = real_batches(), fakes()
     run(real, 2), run(synthetic, 2)  # warm-up: allocator, kernels
-    real_s = statistics.median(run(real, steps) for _ in range(3))
-    fake_s = statistics.median(run(synthetic, steps) for _ in range(3))
+    # Real and in-memory timings alternate, so a slow spell of the machine hits both alike.
+    pairs = [(run(real, steps), run(synthetic, steps)) for _ in range(5)]
+    real_s = statistics.median(r for r, _ in pairs)
+    fake_s = statistics.median(f for _, f in pairs)
     with FlopCounterMode(display=False) as counter:
         _step(colorizer, optimizer, fake, alpha, _extra(cache, fake))
     flops_per_step = counter.get_total_flops()
     return {
         "train_images_per_second": steps * b / real_s,
         "train_images_per_second_in_memory": steps * b / fake_s,
-        "train_data_path_ratio": fake_s / real_s,
+        "train_data_path_ratio": statistics.median(f / r for r, f in pairs),
         "train_gflop_per_image": flops_per_step / b / 1e9,
         "train_achieved_gflops": flops_per_step * steps / real_s / 1e9,
         "train_peak_fraction": flops_per_step * steps / real_s / peak,
@@ -214,7 +216,7 @@ def colorize_figures(colorizer, image_size: int, photos: list[Path], repeat: int
             out = runner.postprocess(L, ab)
             t.append(time.perf_counter())
             buf = io.BytesIO()
-            Image.fromarray(out).save(buf, format="PNG")
+            Image.fromarray(out).save(buf, format="PNG", compress_level=OUTPUT_PNG_LEVEL)  # as colorize writes
             t.append(time.perf_counter())
             took = np.diff(t)
             best = took if best is None or took.sum() < best.sum() else best

@@ -26,6 +26,10 @@ from chromalab import checkpoint, color, config, paths
 from chromalab.errors import UserError
 from chromalab.images import is_image_file, load_rgb, save_png
 
+# zlib level of the colorized PNGs. Level 6 (PIL's default) took 0.375 s per megapixel here, more
+# than everything else together; level 1 took 0.103 s for files 12 % larger (Set14 photos at 1 MP).
+OUTPUT_PNG_LEVEL = 1
+
 log = logging.getLogger(__name__)
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
@@ -220,7 +224,7 @@ def colorize_files(colorize: Colorize, files: list[Path], out_dir: Path, suffix:
             jobs.append((path, target))
 
     def write(target: Path, image: np.ndarray) -> Path:
-        save_png(target, image)
+        save_png(target, image, OUTPUT_PNG_LEVEL)
         return target
 
     # Decoding the next photos and encoding the last ones run in threads beside the network (PIL

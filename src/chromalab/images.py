@@ -69,9 +69,10 @@ def load_rgb(path) -> np.ndarray:
         raise UserError(f"{path}: not a readable image ({str(err).replace(str(path), path.name)})") from None
 
 
-def save_png(path, rgb: np.ndarray) -> None:
-    """Write uint8 RGB as PNG atomically (a killed run never leaves half a picture)."""
+def save_png(path, rgb: np.ndarray, compress_level: int = 6) -> None:
+    """Write uint8 RGB as PNG atomically (a killed run never leaves half a picture); zlib level
+    0-9, PIL's default 6."""
     from chromalab.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG")
+        Image.fromarray(rgb).save(tmp, format="PNG", compress_level=compress_level)
