@@ -1,0 +1,83 @@
+"""Reproducible and interruptible, as a user runs the pipeline: the tiny profile reproduced a second
+time from scratch gives the same metrics, and a `dvc repro` killed with SIGKILL in the middle of
+a stage leaves only whole files, keeps dvc.lock as it was, and the next `dvc repro` finishes it to
+the same result."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from test_pipeline import run
+
+pytestmark = pytest.mark.slow
+
+TIMINGS = {"images_per_second"}  # measured speeds: the only values allowed to differ between runs
+
+
+def scores(root) -> dict:
+    """reports/metrics.json without its timings."""
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    return {model: ({k: v for k, v in values.items() if k not in TIMINGS} if isinstance(values, dict) else values)
+            for model, values in metrics.items()}
+
+
+def test_the_tiny_profile_reproduced_again_from_scratch_gives_identical_metrics(tmp_path, tiny_baseline):
+    from conftest import copy_repo
+
+    root = copy_repo(tiny_baseline, tmp_path / "repo")
+    env = tiny_baseline[1]
+    first = scores(root)
+    first_eval = (root / "reports/eval/unet/metrics.json").read_text()
+    again = run(["dvc", "repro", "--force"], root, env)  # every stage, download to report, again
+    assert "Running stage 'train@unet'" in again.stdout
+    assert scores(root) == first
+    strip = lambda text: {k: v for k, v in json.loads(text).items() if k not in TIMINGS}  # noqa: E731
+    assert strip((root / "reports/eval/unet/metrics.json").read_text()) == strip(first_eval)
+
+
+def test_a_repro_killed_mid_training_leaves_whole_files_only_and_the_next_repro_finishes_it(tmp_path, tiny_baseline):
+    from conftest import copy_repo
+
+    root = copy_repo(tiny_baseline, tmp_path / "repo")
+    env = tiny_baseline[1]
+    lock_before = (root / "dvc.lock").read_text()
+    expected = scores(root)
+    snapshot = root / "data/resume/unet/state.pt"
+
+    # Retrain the model and kill the whole `dvc repro` once the first epoch's snapshot exists:
+    # training is half done.
+    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train@unet"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not snapshot.is_file():
+            time.sleep(0.01)
+        assert proc.poll() is None, "the stage ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    assert (root / "dvc.lock").read_text() == lock_before  # nothing half-made was recorded
+    status = json.loads(run(["dvc", "status", "--json"], root, env).stdout)
+    assert "train@unet" in status  # DVC sees the stage as not done
+    # Whatever the killed stage left is whole: every checkpoint loads, every table parses.
+    model_dir = root / "data/models/unet"
+    for path in model_dir.glob("*.pt") if model_dir.is_dir() else []:
+        torch.load(path, weights_only=True)
+    history = root / "reports/train/unet/history.csv"
+    if history.is_file():
+        lines = history.read_text().splitlines()
+        assert lines and all(line.count(",") == lines[0].count(",") for line in lines)
+
+    finished = run(["dvc", "repro"], root, env)
+    assert "resuming at epoch" in finished.stderr + finished.stdout
+    assert scores(root) == expected
+    assert not json.loads(run(["dvc", "status", "--json"], root, env).stdout)
+    assert not list((root / "data/models").rglob("*.tmp"))  # no temporary file reaches DVC's outputs
