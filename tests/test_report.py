@@ -19,7 +19,7 @@ from chromalab.report import METRICS, build_report, recommended_model
 
 REPO = Path(__file__).resolve().parents[1]
 GALLERY = 3
-OUTPUTS = ("metrics.json", "comparison.md", "index.html", "hero.png", "curves")
+OUTPUTS = ("metrics.json", "comparison.md", "index.html", "hero.png", "gallery.png", "curves")
 
 # unet: better PSNR/SSIM/AuC; tiny: better ΔCF and speed. grey's ΔCF is signed and most negative.
 METRICS_BY_NAME = {
@@ -362,6 +362,19 @@ def test_rebuilding_an_unchanged_report_writes_identical_files(reports):
     second = {p: p.read_bytes() for p in reports.rglob("*") if p.is_file() and "eval" not in p.parts}
     assert first.keys() == second.keys()
     assert [p.name for p in first if first[p] != second[p]] == []
+
+
+def test_gallery_png_shows_grey_input_every_model_and_truth(reports):
+    build_report(["unet", "tiny", "grey"], reports, params=ReportParams(hero_images=2))
+    with Image.open(reports / "gallery.png") as img:
+        picture = np.asarray(img.convert("RGB"))
+    # Four columns (grey, unet, tiny, truth) of 16 px pictures scaled 12x, two rows, the label band.
+    assert picture.shape == (24 + 2 * (192 + 6) + 6, 6 + 4 * (192 + 6), 3)
+    for column, source in enumerate(("grey/gallery", "unet/gallery", "tiny/gallery", "grey/truth")):
+        with Image.open(reports / "eval" / source / "00.png") as img:
+            expected = np.asarray(img.convert("RGB"))[3, 7]
+        y, x = 24 + 3 * 12 + 6, 6 + column * (192 + 6) + 7 * 12 + 6
+        assert (picture[y, x] == expected).all(), source
 
 
 def test_hero_shows_grey_input_recommended_model_and_truth(reports):

@@ -10,7 +10,8 @@ run.json and the prepared data's summary, and writes under reports/:
 - index.html: a self-contained page (report_page.py): the table, lineage, galleries, curves;
 - curves/: the training and error-CDF plots (SVG) and their data in long form (CSV, one row per
   model and step) for `dvc plots show/diff`, which dvc.yaml declares;
-- hero.png: a few test pictures as grey input | recommended model | ground truth (README's picture).
+- hero.png: a few test pictures as grey input | recommended model | ground truth (README's picture);
+- gallery.png: the same test pictures as grey input | every model | ground truth, in one picture.
 
 The recommended model (`recommended_model`, the one rule) is registered in MLflow with the alias
 `champion`. Every input is read and checked before anything is written, so a missing or broken
@@ -552,6 +553,9 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
     hero_rows, hero_headers = _hero_rows(names, recommended, reports_dir, params.hero_images)
     hero = (figures.hero_image(hero_rows, hero_headers) if hero_rows
             else figures.placeholder_png("no gallery pictures to show (evaluate.gallery is 0?)"))
+    league_rows = [[reports_dir / c for c in cells] for _, cells in gallery.rows if all(cells)][:params.hero_images]
+    league_png = (figures.hero_image(league_rows, gallery.headers) if league_rows
+                  else figures.placeholder_png("no gallery pictures to show (evaluate.gallery is 0?)"))
     note = recommendation_note(records, recommended, params.max_delta_colorfulness)
     report = Report(
         records=records, recommended=recommended, recommendation=note, registry=registry,
@@ -571,6 +575,7 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
         for file_name, data in curves.items():
             (tmp / file_name).write_bytes(data)
     atomic.write_bytes(reports_dir / "hero.png", hero)
+    atomic.write_bytes(reports_dir / "gallery.png", league_png)
     atomic.write_json(reports_dir / "metrics.json", metrics)
     atomic.write_text(reports_dir / "comparison.md", markdown)
     atomic.write_text(reports_dir / "index.html", page)
