@@ -103,9 +103,23 @@ def palette_dir(tmp_path, prepared_dir):
     return out
 
 
+@pytest.fixture(scope="session")
+def mlflow_store_template(tmp_path_factory):
+    """An empty SQLite MLflow store, created once: MLflow's schema migrations take seconds per new
+    store, a copy of the file takes milliseconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
-    """A real SQLite MLflow store in the test's folder."""
+def mlflow_uri(tmp_path, monkeypatch, mlflow_store_template):
+    """A real SQLite MLflow store in the test's folder (a copy of the empty template)."""
+    import shutil
+
+    shutil.copyfile(mlflow_store_template, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))  # artifacts land beside the store, in tmp_path

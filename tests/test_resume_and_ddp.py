@@ -35,7 +35,9 @@ def _workspace(root: Path, source_prepared: Path, source_palette: Path, params: 
 
 def _env(root: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env.update(DVC_ROOT=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", OMP_NUM_THREADS="1",
+    # Tracking off: these tests are about the training state; resuming with MLflow on is covered by
+    # tests/test_rerun_and_interrupt.py, and each fresh SQLite store costs seconds to set up.
+    env.update(DVC_ROOT=str(root), CHROMALAB_MLFLOW="off", OMP_NUM_THREADS="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
     env.update(extra)
     return env
