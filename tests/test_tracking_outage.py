@@ -29,7 +29,8 @@ def _epochs_done(root) -> int:
 def test_server_dying_mid_run_keeps_the_model_and_relog_records_it_later(tmp_path, data, mlflow_server):
     uri, _ = mlflow_server
     root = _workspace(tmp_path / "ws", *data, _params({"base_channels": 16}, epochs=6))
-    env = _env(root, MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    env = _env(root, CHROMALAB_MLFLOW="on", MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+               MLFLOW_HTTP_REQUEST_TIMEOUT="5")
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "net"], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -55,7 +56,7 @@ def test_server_dying_mid_run_keeps_the_model_and_relog_records_it_later(tmp_pat
 
     # Later, against a store that works (here a SQLite file), the documented command logs it all.
     store = tmp_path / "later.db"
-    relog_env = {**_env(root), "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    relog_env = {**_env(root, CHROMALAB_MLFLOW="on"), "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
     result = subprocess.run([sys.executable, "-m", "chromalab.cli", "relog", "net"], cwd=root, env=relog_env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
