@@ -19,16 +19,17 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from skimage.color import rgb2lab
 from sklearn.cluster import KMeans
+
+from chromalab.color import rgb_to_lab
+from chromalab.images import is_image_file, load_rgb
 
 
 def load(folder: Path) -> np.ndarray:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
     if not files:
         raise SystemExit(f"error: {folder}: no images")
-    return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+    return np.stack([load_rgb(p) for p in files])
 
 
 def main() -> None:
@@ -47,8 +48,8 @@ def main() -> None:
     kmeans = KMeans(args.k, n_init=4, random_state=args.seed).fit(sample)
     y_train = kmeans.predict(pixels)
     y_test = kmeans.predict(test.reshape(-1, 3).astype(np.float32))
-    L_train = np.round(rgb2lab(train).reshape(-1, 3)[:, 0]).astype(int)
-    L_test = np.round(rgb2lab(test).reshape(-1, 3)[:, 0]).astype(int)
+    L_train = np.round(rgb_to_lab(train).reshape(-1, 3)[:, 0]).astype(int)
+    L_test = np.round(rgb_to_lab(test).reshape(-1, 3)[:, 0]).astype(int)
     counts = np.zeros((101, args.k))
     np.add.at(counts, (L_train, y_train), 1)
     by_lightness = counts.argmax(axis=1)
