@@ -69,7 +69,7 @@ def encode_truth(rep, L, ab):
         return torch.logit(target.clamp(1e-4, 1 - 1e-4))
     if rep.name == "palette":
         return 20.0 * torch.nn.functional.one_hot(target, rep.channels).permute(0, 3, 1, 2).float()
-    return torch.log(target.distribution.clamp_min(1e-12))
+    return torch.log(target.dense(rep.channels).clamp_min(1e-12))
 
 
 def ab_error(pred, ab):
@@ -166,7 +166,7 @@ def test_bins_round_trip_and_soft_encoding(data):
     rep = make("bins", data)
     L, ab = data["L"], data["ab"]
     target = rep.target(L, ab)
-    dist = target.distribution
+    dist = target.dense(rep.channels)
     assert dist.shape == (len(L), rep.channels, 32, 32)
     assert torch.allclose(dist.sum(dim=1), torch.ones(()), atol=1e-5)
     assert ((dist > 0).sum(dim=1) == 5).all()
@@ -180,6 +180,42 @@ def test_bins_round_trip_and_soft_encoding(data):
     err = ab_error(rep.decode(encode_truth(rep, L, ab), L), ab).mean()
     snapped = ab_error(rep.centers[nearest].permute(0, 3, 1, 2), ab).mean()
     assert err < 3.0 and err < snapped  # measured 2.0 vs 3.9 for the 10-unit grid
+
+
+def test_bins_lookup_table_matches_the_exact_soft_encoding(data):
+    """The nearest-bins table (1-unit ab cells) gives the paper's encoding: the 5 nearest bins of
+    the pixel's exact ab, Gaussian-weighted by exact distances, wherever the 5th neighbour is not
+    tied to within a rounding of the 6th."""
+    rep = make("bins", data)
+    L, ab = data["L"], data["ab"].float()
+    ab = torch.cat([ab, ab.flip(1) * 1.3 + 7.3], dim=0)  # off-grid values, saturated ones too
+    L = torch.cat([L, L], dim=0)
+    d2 = ((ab[:, None] - rep.centers[None, :, :, None, None]) ** 2).sum(dim=2)
+    near2, near = torch.topk(d2, 6, dim=1, largest=False)
+    kernel = torch.exp(-(near2[:, :5] - near2[:, :1]) / (2.0 * rep.soft_sigma**2))
+    exact = torch.zeros_like(d2).scatter_(1, near[:, :5], kernel / kernel.sum(dim=1, keepdim=True))
+    got = rep.target(L, ab).dense(rep.channels)
+    # Rounding to the cell moves a pixel by at most 0.71, so only a 5th and 6th neighbour closer
+    # than 1.42 in distance can swap (on the square bin grid that is common, and both weigh little).
+    clear = (near2[:, 5].sqrt() - near2[:, 4].sqrt()) > 1.42
+    diff = (got - exact).abs().sum(dim=1)
+    assert clear.any() and diff[clear].max() < 1e-5
+    print(f"clear {clear.float().mean():.3f}, mean L1 {diff.mean():.4f}, max {diff.max():.4f}")
+    assert diff.mean() < 0.05
+    decoded = [torch.einsum("bqhw,qc->bchw", d, rep.centers) for d in (got, exact)]
+    assert (decoded[0] - decoded[1]).norm(dim=1).mean() < 0.2
+
+
+def test_bins_regression_weight_adds_the_mean_squared_error(data):
+    L, ab = data["L"][:2], data["ab"][:2]
+    plain, mixed = make("bins", data), make("bins", data, regression_weight=2.0)
+    out = torch.randn(2, plain.channels, 32, 32, generator=torch.Generator().manual_seed(0))
+    mean = torch.einsum("bqhw,qc->bchw", torch.softmax(out, dim=1), plain.centers)
+    mse = (((mean - ab) / 110.0) ** 2).mean()
+    got = mixed.loss(out, mixed.target(L, ab)) - plain.loss(out, plain.target(L, ab))
+    assert got.item() == pytest.approx(2.0 * mse.item(), rel=1e-4)
+    with pytest.raises(UserError, match="regression_weight"):
+        make("bins", data, regression_weight=-1)
 
 
 def test_bins_temperature_goes_from_mode_to_mean(data):

@@ -250,10 +250,22 @@ class PaletteClassification(Representation):
 
 
 class SoftTarget(NamedTuple):
-    """What BinClassification.target returns and its loss unpacks."""
+    """What BinClassification.target returns and its loss unpacks: the soft-encoded ground truth
+    as its few non-zero entries (a dense (B, Q, H, W) copy would cost more than the network)."""
 
-    distribution: torch.Tensor  # (B, Q, H, W): soft-encoded ground truth, sums to 1 per pixel
+    neighbours: torch.Tensor  # (B, K, H, W) long: each pixel's K nearest bins
+    kernel: torch.Tensor  # (B, K, H, W): their Gaussian weights, summing to 1 per pixel
     weight: torch.Tensor  # (B, H, W): class-rebalancing weight w of each pixel's nearest bin
+    ab: torch.Tensor  # (B, 2, H, W): the ground truth itself, for the regression term
+
+    def dense(self, bins: int) -> torch.Tensor:
+        """The soft encoding as a (B, Q, H, W) distribution."""
+        b, _, h, w = self.kernel.shape
+        return self.kernel.new_zeros(b, bins, h, w).scatter_(1, self.neighbours, self.kernel)
+
+
+# The nearest-bins lookup table covers ab in [-AB_GRID, AB_GRID) at one ab unit per cell.
+AB_GRID = 128
 
 
 @register_representation
@@ -267,13 +279,21 @@ class BinClassification(Representation):
     weighted by w of its nearest bin (`rebalance`, the palette stage's eq. 4 weights); decoding is
     the annealed mean (eq. 5) with temperature `temperature` = 0.38. Adapted: the gamut and its
     weights come from this project's training pixels, not ImageNet, and the loss is averaged over
-    pixels rather than summed.
+    pixels rather than summed. The K nearest bins come from a table over a 1-ab-unit grid (a
+    gather instead of distances to every bin and a top-k per pixel, which dominated training);
+    the Gaussian weights use the exact distances to those bins.
+
+    chromalab extension, `regression_weight` β (default 0, the paper): adds β times the squared
+    error of the distribution's mean (T = 1) against the truth, in the ab representation's units
+    ((ab / 110)², so β = 1 weighs it like the ab models' MSE). The cross-entropy keeps the
+    distribution's modes, the regression term anchors its mean; a lower decoding temperature then
+    trades between the two (train.temperatures chooses it on val).
     """
 
     name = "bins"
 
     def __init__(self, centers, weights, temperature: float = 0.38, soft_neighbours: int = 5,
-                 soft_sigma: float = 5.0, rebalance: bool = True):
+                 soft_sigma: float = 5.0, rebalance: bool = True, regression_weight: float = 0.0):
         super().__init__()
         centers = torch.as_tensor(centers, dtype=torch.float32)
         weights = torch.as_tensor(weights, dtype=torch.float32)
@@ -287,13 +307,18 @@ class BinClassification(Representation):
             raise UserError(f"representation_args.soft_neighbours: expected a whole number >= 1, got {soft_neighbours!r}")
         if not isinstance(rebalance, bool):
             raise UserError(f"representation_args.rebalance: expected true or false, got {rebalance!r}")
+        if isinstance(regression_weight, bool) or not isinstance(regression_weight, (int, float)) \
+                or not regression_weight >= 0:
+            raise UserError(f"representation_args.regression_weight: expected a number >= 0, got {regression_weight!r}")
         self.temperature = _positive("temperature", temperature)
         self.soft_sigma = _positive("soft_sigma", soft_sigma)
         self.soft_neighbours = min(soft_neighbours, centers.shape[0])
         self.rebalance = rebalance
+        self.regression_weight = float(regression_weight)
         self.channels = centers.shape[0]
         self.register_buffer("centers", centers)
         self.register_buffer("weights", weights)
+        self._table = None  # built on first use; derived from centers, so not in the state_dict
 
     @classmethod
     def with_palette(cls, args, palette_dir):
@@ -304,21 +329,38 @@ class BinClassification(Representation):
         args.update(centers=gamut.centers.tolist(), weights=gamut.weights.tolist())
         return args
 
+    def _nearest_table(self) -> torch.Tensor:
+        """(2·AB_GRID)² x K: the K nearest bins of each 1-unit ab cell's centre, nearest first."""
+        if self._table is None or self._table.device != self.centers.device:
+            grid = torch.arange(-AB_GRID, AB_GRID, dtype=torch.float32, device=self.centers.device)
+            cells = torch.cartesian_prod(grid, grid)  # (a, b) row-major: index (a + G) * 2G + (b + G)
+            d2 = torch.cdist(cells, self.centers).square()
+            self._table = torch.topk(d2, self.soft_neighbours, dim=1, largest=False).indices
+        return self._table
+
     @torch.no_grad()
     def target(self, L, ab):
-        dist2 = _sq_distances(ab.float(), self.centers)
-        near2, near = torch.topk(dist2, self.soft_neighbours, dim=1, largest=False)  # ascending
+        ab = ab.float()
+        cell = (ab.round() + AB_GRID).clamp(0, 2 * AB_GRID - 1).long()
+        near = self._nearest_table()[cell[:, 0] * (2 * AB_GRID) + cell[:, 1]].permute(0, 3, 1, 2)  # (B,K,H,W)
+        chosen = self.centers[near]  # (B, K, H, W, 2)
+        d2 = (chosen - ab.permute(0, 2, 3, 1)[:, None]).square().sum(dim=-1)
         # exp(-d²/2σ²), shifted by the nearest distance so far-from-gamut pixels do not underflow.
-        kernel = torch.exp(-(near2 - near2[:, :1]) / (2.0 * self.soft_sigma**2))
-        distribution = torch.zeros_like(dist2).scatter_(1, near, kernel / kernel.sum(dim=1, keepdim=True))
-        return SoftTarget(distribution, self.weights[near[:, 0]])
+        kernel = torch.exp(-(d2 - d2.min(dim=1, keepdim=True).values) / (2.0 * self.soft_sigma**2))
+        nearest = near.gather(1, d2.argmin(dim=1, keepdim=True))[:, 0]
+        return SoftTarget(near, kernel / kernel.sum(dim=1, keepdim=True), self.weights[nearest], ab)
 
     def loss(self, output, target):
-        distribution, weight = target
-        ce = -(distribution * torch.log_softmax(output, dim=1)).sum(dim=1)
+        log_probs = torch.log_softmax(output, dim=1)
+        ce = -(target.kernel * log_probs.gather(1, target.neighbours)).sum(dim=1)
         if self.rebalance:
-            ce = ce * weight
-        return ce.mean()  # over pixels, as train.py averages every loss (not by the weight sum)
+            ce = ce * target.weight
+        loss = ce.mean()  # over pixels, as train.py averages every loss (not by the weight sum)
+        if self.regression_weight > 0:
+            mean = _expectation(log_probs.exp(), self.centers)
+            loss = loss + self.regression_weight * nn.functional.mse_loss(
+                color.normalize_ab(mean), color.normalize_ab(target.ab))
+        return loss
 
     def decode(self, output, L):
         # Annealed mean: softmax(log softmax(z) / T) == softmax(z / T).
