@@ -69,14 +69,17 @@ def test_metrics_say_which_knobs_the_model_used(tmp_path, prepared_dir, palette_
     assert "base_channels=8" in result["setup"]
 
 
-def _photo_folder(tmp_path):
-    """Two real colour photos at their own (non-square, larger than training) size."""
+def _photo_folder(tmp_path, grey=False):
+    """Two real colour photos at their own (non-square, larger than training) size; with `grey`,
+    also an already-grey photo (as Set14 has two)."""
     from conftest import real_photos
 
     folder = tmp_path / "fullres"
     folder.mkdir()
     for name in ("chelsea", "coffee"):
         Image.fromarray(real_photos()[name]).save(folder / f"{name}.jpg", quality=95)
+    if grey:
+        Image.fromarray(real_photos()["coffee"]).convert("L").convert("RGB").save(folder / "already_grey.png")
     return folder
 
 
@@ -87,13 +90,39 @@ def test_full_resolution_photos_are_colorized_and_scored_beside_the_grey_baselin
     grey = evaluate("grey", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "g")
     model = evaluate("tiny", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "m")
     for result in (grey, model):
-        assert result["photos_count"] == 2
+        assert result["photos_count"] == 2 and result["photos_skipped_grey"] == 0
         assert {"photos_psnr", "photos_auc", "photos_delta_colorfulness"} <= set(result)
     assert grey["photos_colorfulness"] < 1.0 < model["photos_colorfulness"]
     assert grey["photos_colorfulness_gt"] == pytest.approx(model["photos_colorfulness_gt"])
     assert model["photos_seconds_per_megapixel"] > 0
     assert [p.name for p in (tmp_path / "m" / "photos").iterdir()] == ["00.png"]
     assert (tmp_path / "g" / "photos_truth" / "00.png").is_file()
+
+
+def test_already_grey_photos_are_skipped_not_scored(tmp_path, prepared_dir, palette_dir, caplog):
+    """An already-grey photo is identical to the grey baseline's output (PSNR capped at 100 dB),
+    so it would decide the mean PSNR alone: it is skipped, named in the log, counted."""
+    caplog.set_level("INFO", logger="chromalab.evaluate")
+    params = EvaluateParams(photos=str(_photo_folder(tmp_path, grey=True)), photo_size=64, photos_shown=3)
+    with_grey = evaluate("grey", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "g")
+    assert with_grey["photos_count"] == 2 and with_grey["photos_skipped_grey"] == 1
+    assert "already_grey.png" in caplog.text
+    assert with_grey["photos_psnr"] < 40  # the colour photos' own score, not pulled towards 100 dB
+    assert len(list((tmp_path / "g" / "photos").iterdir())) == 2
+
+    (tmp_path / "fullres" / "already_grey.png").unlink()
+    without = evaluate("grey", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "g2")
+    assert without["photos_psnr"] == pytest.approx(with_grey["photos_psnr"])
+
+
+def test_a_folder_of_grey_photos_only_is_a_user_error(tmp_path, prepared_dir, palette_dir):
+    folder = tmp_path / "greys"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (90, 90, 90)).save(folder / "flat.png")
+    params = EvaluateParams(photos=str(folder))
+    with pytest.raises(UserError, match=r"evaluate.photos: .*greys: every photo is already grey"):
+        evaluate("grey", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "g")
+    assert not (tmp_path / "g").exists()
 
 
 def test_missing_photos_folder_is_a_user_error_naming_the_key(tmp_path, prepared_dir, palette_dir):

@@ -191,12 +191,14 @@ class EvaluateParams:
     photos: str | None = None  # a folder of colour photos, also colorized at full resolution and scored
     photo_size: int = 256  # the side photos and their colorizations are resized to for scoring
     photos_shown: int = 6  # full-resolution photos shown in the report
+    photos_min_chroma: float = 2.0  # photos whose mean Lab chroma is below this are already grey: skipped
 
     def check(self, key: str) -> None:
         _at_least(key, "batch_size", self.batch_size, 1)
         _at_least(key, "gallery", self.gallery, 0)
         _at_least(key, "photo_size", self.photo_size, 16)
         _at_least(key, "photos_shown", self.photos_shown, 0)
+        _at_least(key, "photos_min_chroma", self.photos_min_chroma, 0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ from chromalab.errors import UserError
 from chromalab.images import load_rgb, save_png
 from chromalab.metrics import MetricAccumulator
 from chromalab.palette import Gamut
+from chromalab.prepare import mean_chroma
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,14 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
     if not files:
         raise UserError(f"evaluate.photos: {folder}: no image files")
     accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
-    seconds, megapixels = 0.0, 0.0
-    for i, path in enumerate(files):
+    seconds, megapixels, shown, grey = 0.0, 0.0, 0, []
+    for path in files:
         rgb = load_rgb(path)
+        # A photo that is already grey scores the grey baseline's capped 100 dB: it would decide
+        # the mean PSNR alone. Skipped, as prepare drops such photos from the splits.
+        if mean_chroma(rgb) < params.photos_min_chroma:
+            grey.append(path.name)
+            continue
         t0 = time.perf_counter()
         colored = colorize_rgb(rgb)
         seconds += time.perf_counter() - t0
@@ -97,12 +103,20 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
         truth, pred = _square_lab(rgb, params.photo_size), _square_lab(colored, params.photo_size)
         # Scored with the truth's L: only the colours are the model's.
         accumulator.update(truth[None, :1], pred[None, 1:], truth[None, 1:])
-        if i < params.photos_shown:
-            save_png(out_dir / "photos" / f"{i:02d}.png", _thumbnail(colored, 384))
+        if shown < params.photos_shown:
+            save_png(out_dir / "photos" / f"{shown:02d}.png", _thumbnail(colored, 384))
             if name == GREY:
-                save_png(out_dir / "photos_truth" / f"{i:02d}.png", _thumbnail(rgb, 384))
+                save_png(out_dir / "photos_truth" / f"{shown:02d}.png", _thumbnail(rgb, 384))
+            shown += 1
+    if grey:
+        log.info("evaluate.photos: skipped %d photos that are already grey (mean chroma < %g): %s", len(grey),
+                 params.photos_min_chroma, ", ".join(grey))
+    if len(grey) == len(files):
+        raise UserError(f"evaluate.photos: {folder}: every photo is already grey (mean chroma < "
+                        f"{params.photos_min_chroma:g}); nothing to score")
     scores = {f"photos_{k}": v for k, v in accumulator.result().items()}
-    scores["photos_count"] = len(files)
+    scores["photos_count"] = len(files) - len(grey)
+    scores["photos_skipped_grey"] = len(grey)
     scores["photos_seconds_per_megapixel"] = seconds / megapixels if name != GREY else 0.0
     log.info("%s on %d full-resolution photos (scored at %d px): PSNR %.2f dB, ΔCF %.1f", name, len(files),
              params.photo_size, scores["photos_psnr"], scores["photos_delta_colorfulness"])
