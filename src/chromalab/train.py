@@ -364,17 +364,18 @@ def tune_temperature(colorizer: Colorizer, loader, device, temperatures: list, m
     split; keep the best PSNR among those within max_delta_cf of the truth's colourfulness, else
     the T whose colourfulness is closest. Returns (T, the sweep)."""
     colorizer.eval()
+    accumulators = {float(t): metrics.MetricAccumulator() for t in temperatures}
+    for batch in loader:  # the network runs once per batch; only the decoding depends on T
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = colorizer.outputs(batch["L"], **_extra(cache, batch))
+        L, truth = batch["L"].cpu().numpy(), batch["ab"].cpu().numpy()
+        for t, acc in accumulators.items():
+            colorizer.representation.temperature = t
+            acc.update(L, colorizer.representation.decode(out, batch["L"]).float().cpu().numpy(), truth)
     sweep = []
-    for t in temperatures:
-        colorizer.representation.temperature = float(t)
-        acc = metrics.MetricAccumulator()
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            out = colorizer.outputs(batch["L"], **_extra(cache, batch))
-            pred = colorizer.representation.decode(out, batch["L"])
-            acc.update(batch["L"].cpu().numpy(), pred.float().cpu().numpy(), batch["ab"].cpu().numpy())
+    for t, acc in accumulators.items():
         r = acc.result()
-        sweep.append({"temperature": float(t), "val_psnr": r["psnr"], "val_delta_colorfulness": r["delta_colorfulness"]})
+        sweep.append({"temperature": t, "val_psnr": r["psnr"], "val_delta_colorfulness": r["delta_colorfulness"]})
     faithful = [s for s in sweep if s["val_delta_colorfulness"] <= max_delta_cf]
     chosen = max(faithful, key=lambda s: s["val_psnr"]) if faithful else min(sweep, key=lambda s: s["val_delta_colorfulness"])
     colorizer.representation.temperature = chosen["temperature"]
