@@ -118,7 +118,7 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
     scores["photos_count"] = len(files) - len(grey)
     scores["photos_skipped_grey"] = len(grey)
     scores["photos_seconds_per_megapixel"] = seconds / megapixels if name != GREY else 0.0
-    log.info("%s on %d full-resolution photos (scored at %d px): PSNR %.2f dB, ΔCF %.1f", name, len(files),
+    log.info("%s on %d full-resolution photos (scored at %d px): PSNR %.2f dB, ΔCF %.1f", name, scores["photos_count"],
              params.photo_size, scores["photos_psnr"], scores["photos_delta_colorfulness"])
     return scores
 
