@@ -200,7 +200,6 @@ def test_bins_lookup_table_matches_the_exact_soft_encoding(data):
     clear = (near2[:, 5].sqrt() - near2[:, 4].sqrt()) > 1.42
     diff = (got - exact).abs().sum(dim=1)
     assert clear.any() and diff[clear].max() < 1e-5
-    print(f"clear {clear.float().mean():.3f}, mean L1 {diff.mean():.4f}, max {diff.max():.4f}")
     assert diff.mean() < 0.05
     decoded = [torch.einsum("bqhw,qc->bchw", d, rep.centers) for d in (got, exact)]
     assert (decoded[0] - decoded[1]).norm(dim=1).mean() < 0.2
