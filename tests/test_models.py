@@ -64,6 +64,21 @@ def test_unet_width_follows_base_channels():
     assert 3 * small < large < 5 * small  # conv weights scale with width squared
 
 
+def test_unet_out_kernel_1_keeps_the_shape_and_costs_a_ninth_of_the_last_layer():
+    torch.manual_seed(0)
+    wide, narrow = (create_model("unet", out_channels=313, out_kernel=k, **SMALL).eval() for k in (3, 1))
+    assert wide.out.weight.shape[-2:] == (3, 3) and narrow.out.weight.shape[-2:] == (1, 1)
+    assert narrow.out.weight.numel() * 9 == wide.out.weight.numel()
+    with torch.no_grad():
+        out = narrow(torch.randn(2, 1, 48, 32))
+    assert out.shape == (2, 313, 48, 32)
+
+
+def test_unet_out_kernel_other_than_1_or_3_is_a_user_error():
+    with pytest.raises(UserError, match="out_kernel must be 1 or 3"):
+        create_model("unet", out_channels=2, out_kernel=5)
+
+
 def test_unet_output_depends_on_the_input():
     torch.manual_seed(0)
     net = create_model("unet", 2, **SMALL).eval()

@@ -14,6 +14,10 @@ What was adapted and why:
 - A 3x3 convolution refines each decoder block (the seed's blocks are a single transposed
   convolution); `base_channels` sets the width (the seed's widths are not given; 64 is the pix2pix
   width, the default profile uses less to stay fast on a CPU).
+- `out_kernel` is the last convolution's size: 3 for the seed's 2 ab channels; 1 for a
+  classification representation (Zhang's 313 bins), where a 3x3 layer of hundreds of channels at
+  full resolution would cost 9 times as much and the decoder's 3x3 convolutions already see the
+  neighbourhood.
 """
 
 import torch
@@ -58,8 +62,10 @@ class _Up(nn.Module):
 class UNet(nn.Module):
     size_multiple = 16
 
-    def __init__(self, in_channels=1, out_channels=2, base_channels=32, dropout=0.5):
+    def __init__(self, in_channels=1, out_channels=2, base_channels=32, dropout=0.5, out_kernel=3):
         super().__init__()
+        if out_kernel not in (1, 3):
+            raise ValueError(f"out_kernel must be 1 or 3, not {out_kernel!r}")
         c = base_channels
         self.down1 = _Down(in_channels, c)  # 1/2
         self.down2 = _Down(c, 2 * c)  # 1/4
@@ -70,7 +76,7 @@ class UNet(nn.Module):
         self.up1 = _Up(2 * c, c, c, dropout)  # 1/2
         # The seed's final transposed convolution, back to full size.
         self.up0 = nn.Sequential(nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.ReLU(inplace=True))
-        self.out = nn.Conv2d(c + in_channels, out_channels, 3, padding=1)
+        self.out = nn.Conv2d(c + in_channels, out_channels, out_kernel, padding=out_kernel // 2)
 
     def forward(self, x):
         d1 = self.down1(x)
@@ -83,5 +89,5 @@ class UNet(nn.Module):
 
 
 @register_model
-def unet(in_channels=1, out_channels=2, base_channels=32, dropout=0.5):
-    return UNet(in_channels, out_channels, base_channels=base_channels, dropout=dropout)
+def unet(in_channels=1, out_channels=2, base_channels=32, dropout=0.5, out_kernel=3):
+    return UNet(in_channels, out_channels, base_channels=base_channels, dropout=dropout, out_kernel=out_kernel)
