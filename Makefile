@@ -36,11 +36,12 @@ PHOTOS ?=
 CIFAR10_PROFILE := -S data.source=folder -S data.path=$(CIFAR10) \
 	-S prepare.size=32 -S prepare.crops_per_image=0 -S prepare.val_fraction=0.1 \
 	-S train.epochs=1 -S train.batch_size=64 -S train.lr=0.001 -S train.schedule=cosine \
-	-S 'train.temperatures=[0.2,0.3,0.38,0.5,0.6,0.8,1.0]' \
+	-S 'train.temperatures=[0.2,0.25,0.3,0.38,0.5,0.6,0.8,1.0]' \
 	-S 'league=[kmeans_cnn,autoencoder,iizuka,koalarization,unet,densenet,mobilenet,zhang,unet_bins]' \
-	-S '+models.iizuka.train.epochs=4' -S '+models.mobilenet.train.epochs=2' \
-	-S '+models.unet.train.epochs=2' -S '+models.autoencoder.train.epochs=2' \
-	-S '+models.unet_bins.train.epochs=2' \
+	-S '+models.autoencoder.train.epochs=4' -S '+models.iizuka.train.epochs=8' \
+	-S '+models.koalarization.train.epochs=2' -S '+models.unet.train.epochs=4' \
+	-S '+models.mobilenet.train.epochs=4' -S '+models.zhang.train.epochs=2' \
+	-S '+models.unet_bins.train.epochs=5' \
 	-S evaluate.gallery=8 $(if $(PHOTOS),-S evaluate.photos=$(PHOTOS))
 
 cifar10: setup
