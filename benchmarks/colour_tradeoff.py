@@ -19,10 +19,10 @@ choices are made on (test is for the evaluate stage, once):
    prediction p, E[ab . p] = E[m . p] <= sqrt(E|m|^2 E|p|^2), hence
    MSE(p) / E|ab|^2 >= 1 + c - 2 sqrt(c R2). With the estimate of R2 it says what a prediction as
    colourful as a given one could reach at best with the knowledge of the models measured (each
-   row is at or above its bound; the row that gave the estimate is on it, unless it is anti-correlated
-   with the truth, r < 0): a colourful model far
-   above the bound is wasting knowledge, one near it needs more knowledge (a better network, more
-   training, pre-trained features), not a better decoding.
+   row is at or above its bound; the row that gave the estimate is on it, unless it is
+   anti-correlated with the truth, r < 0): a colourful model far above the bound is wasting
+   knowledge, one near it needs more knowledge (a better network, more training, pre-trained
+   features), not a better decoding.
 
 The ab-space MSE is what the bound speaks of; the PSNR (uint8 RGB, a mean over images) moves with
 it but is not a function of it, so both are reported. Nothing here is asserted: figures are
@@ -141,7 +141,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images of the split")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = parser.parse_args()
-    torch.set_grad_enabled(False)
     result = analyse(args.workspace, args.split, args.limit)
     print(f"{result['images']} {args.split} images; most accurate: {result['most_accurate']}"
           f"; R2 >= {result['r2_estimate']:.3f}; most colourful: {result['most_colourful']}")
