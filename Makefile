@@ -56,9 +56,9 @@ cifar10: setup
 PHOTOS_DATA ?=
 PHOTOS_PROFILE := -S data.source=folder -S data.path=$(PHOTOS_DATA) \
 	-S prepare.size=128 -S prepare.eval_size=256 -S prepare.crops_per_image=16 \
-	-S prepare.val_fraction=0.1 -S prepare.test_fraction=0.1 \
+	-S prepare.val_fraction=0.1 -S prepare.test_fraction=0.1 -S palette.rebalance_lambda=0.25 \
 	-S train.batch_size=32 -S train.lr=0.001 -S train.schedule=cosine \
-	-S 'train.temperatures=[0.2,0.25,0.3,0.38,0.5,0.6,0.8,1.0]' \
+	-S 'train.temperatures=[0.05,0.1,0.15,0.2,0.25,0.3,0.38,0.5]' \
 	-S 'league=[lite_bins,mobilenet,koalarization,unet]' \
 	-S '+models.lite_bins.train.epochs=8' -S '+models.mobilenet.train.epochs=2' \
 	-S '+models.koalarization.train.epochs=4' -S '+models.unet.train.epochs=3' \

@@ -1,6 +1,7 @@
 """chromalab's benchmarks: `make bench` -> reports/benchmarks.json and the table in README.md.
 
-Measures, on this machine, for every model of the league in params.yaml:
+Measures, on this machine, the released model's colorize speed (what `chromalab colorize` uses by
+default, at its working size) and, for every model of the league in params.yaml:
 - colorize: seconds per megapixel, split into decode, pre-processing, network, post-processing
   and encode, on real photos resized to 1 megapixel;
 - training: images/s of the real data path (memory-mapped arrays, the epoch's batches and
@@ -199,6 +200,16 @@ def megapixel_photos(work: Path, count: int = 3) -> list[Path]:
     return chosen
 
 
+def released_figures(photos: list[Path], repeat: int) -> dict:
+    """colorize_figures of the model `chromalab colorize` uses when none is named."""
+    from chromalab import checkpoint
+    from chromalab.release import read_release
+
+    path, info = read_release()
+    colorizer, _ = checkpoint.load(path)
+    return {"model": info["model"], **colorize_figures(colorizer, info["working_size"], photos, repeat)}
+
+
 def colorize_figures(colorizer, image_size: int, photos: list[Path], repeat: int) -> dict:
     runner = Colorize(colorizer.eval(), image_size, torch.device("cpu"))
     parts = {"decode": [], "preprocess": [], "network": [], "postprocess": [], "encode": []}
@@ -267,6 +278,10 @@ def write_readme_table(results: dict) -> None:
         rows.append(f"| {name}{mark} | {m['colorize_seconds_per_megapixel']:.3f} | {m['colorize_prepost_fraction']:.0%} "
                     f"| {m['colorize_network_seconds_per_megapixel']:.3f} | {m['train_images_per_second']:.0f} "
                     f"| {m['train_data_path_ratio']:.2f} | {m['train_gflop_per_image']:.3f} | {m['train_peak_fraction']:.1%} |")
+    r = results["released"]
+    rows.insert(2, f"| released model ({r['model']}, {r['colorize_working_size']} px) | "
+                   f"{r['colorize_seconds_per_megapixel']:.3f} | {r['colorize_prepost_fraction']:.0%} | "
+                   f"{r['colorize_network_seconds_per_megapixel']:.3f} | — | — | — | — |")
     p = results["pipeline"]
     noop = f"{p['noop_repro_seconds']:.2f} s" if p.get("noop_repro_seconds") is not None else p.get("noop_repro_note")
     rows += ["", f"Machine: {results['machine']['threads']} threads, fp32 matmul peak "
@@ -288,6 +303,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=6, help="training steps per timing")
     parser.add_argument("--repeat", type=int, default=2, help="colorize timings per photo (best kept)")
     parser.add_argument("--no-readme", action="store_true", help="write the JSON only")
+    parser.add_argument("--released-only", action="store_true", help="time the released model's colorize only")
     args = parser.parse_args()
     started = time.perf_counter()
     params = config.load_params(ROOT / config.PARAMS_FILE)
@@ -299,13 +315,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         prepared = build_data(work)
-        results["pipeline"] = {"prepare_1x": prepared["1x"], "prepare_4x": prepared["4x"],
-                               "palette_fit_seconds": palette_fit_seconds(work / "prepared"),
-                               **noop_repro_seconds()}
+        if not args.released_only:
+            results["pipeline"] = {"prepare_1x": prepared["1x"], "prepare_4x": prepared["4x"],
+                                   "palette_fit_seconds": palette_fit_seconds(work / "prepared"),
+                                   **noop_repro_seconds()}
         photos = megapixel_photos(work)
         results["photos"] = [p.name for p in photos]
+        results["released"] = released_figures(photos, args.repeat)
+        print(f"released model: {results['released']['colorize_seconds_per_megapixel']:.3f} s/MP colorize at "
+              f"{results['released']['colorize_working_size']} px", flush=True)
         results["models"] = {}
-        for name in names:
+        for name in names if not args.released_only else []:
             model = config.model_params(params, name)
             figures = train_figures(name, model, train, work, args.steps, peak)
             from chromalab.train import build_colorizer
@@ -317,6 +337,9 @@ def main() -> int:
             print(f"{name}: {figures['colorize_seconds_per_megapixel']:.3f} s/MP colorize, "
                   f"{figures['train_images_per_second']:.0f} img/s train (ratio {figures['train_data_path_ratio']:.2f}, "
                   f"{figures['train_peak_fraction']:.1%} of peak)", flush=True)
+    if args.released_only:
+        print(json.dumps(results["released"], indent=2))
+        return 0
     recommended = recommended_model(names)
     results["recommended"] = recommended
     chosen = results["models"][recommended]

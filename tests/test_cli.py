@@ -45,14 +45,14 @@ def _subparsers(parser):
 
 def test_every_command_and_option_has_help():
     parser = cli.build_parser()
-    assert set(_subparsers(parser)) == {"colorize", "models", "info", "relog"}
+    assert set(_subparsers(parser)) == {"colorize", "models", "info", "release", "relog"}
     for name, sub in [("chromalab", parser), *_subparsers(parser).items()]:
         assert sub.description, name
         for action in sub._actions:
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
 
 
-@pytest.mark.parametrize("command", [[], ["colorize"], ["models"], ["info"], ["relog"]])
+@pytest.mark.parametrize("command", [[], ["colorize"], ["models"], ["info"], ["release"], ["relog"]])
 def test_help_prints_and_exits_0(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*command, "--help"])

@@ -40,7 +40,7 @@ def _photo(path, mode, size):
 
 def test_colorize_keeps_input_size_for_rgba_png(repo, capsys):
     src = _photo(repo / "odd.png", "RGBA", (77, 51))
-    assert cli.main(["colorize", str(src), "--out", str(repo / "out")]) == 0
+    assert cli.main(["colorize", str(src), "--out", str(repo / "out"), "--model", "recommended"]) == 0
     out = Image.open(repo / "out" / "odd.png")
     assert out.size == (77, 51) and out.mode == "RGB"
 
@@ -62,7 +62,7 @@ def test_colorize_walks_folders_and_honours_size(repo):
     _photo(folder / "a.jpg", "RGB", (64, 64))
     _photo(folder / "sub" / "b.png", "P", (40, 90))
     (folder / "notes.txt").write_text("not a photo")
-    assert cli.main(["colorize", str(folder), "--out", str(repo / "out"), "--size", "48"]) == 0
+    assert cli.main(["colorize", str(folder), "--out", str(repo / "out"), "--size", "48", "--model", "recommended"]) == 0
     assert sorted(p.name for p in (repo / "out").iterdir()) == ["a.png", "b.png"]
 
 
@@ -70,7 +70,7 @@ def test_a_bad_file_is_reported_and_the_rest_still_done(repo, capsys):
     good = _photo(repo / "good.jpg", "RGB", (50, 40))
     bad = repo / "broken.jpg"
     bad.write_bytes(b"this is not a jpeg")
-    code = cli.main(["colorize", str(bad), str(good), "--out", str(repo / "out")])
+    code = cli.main(["colorize", str(bad), str(good), "--out", str(repo / "out"), "--model", "recommended"])
     assert code == 1
     assert (repo / "out" / "good.png").is_file() and not (repo / "out" / "broken.png").exists()
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
@@ -112,23 +112,23 @@ def test_existing_outputs_are_skipped_unless_overwrite(repo, capsys):
     out = repo / "out"
     out.mkdir()
     (out / "a.png").write_bytes(b"kept")
-    assert cli.main(["colorize", str(src), "-o", str(out)]) == 0
+    assert cli.main(["colorize", str(src), "-o", str(out), "--model", "recommended"]) == 0
     assert (out / "a.png").read_bytes() == b"kept"
     assert "1 skipped: output exists (--overwrite to redo)" in capsys.readouterr().out
-    assert cli.main(["colorize", str(src), "-o", str(out), "--overwrite"]) == 0
+    assert cli.main(["colorize", str(src), "-o", str(out), "--overwrite", "--model", "recommended"]) == 0
     assert Image.open(out / "a.png").size == (40, 30)
 
 
 def test_suffix_names_each_output(repo):
     src = _photo(repo / "a.jpg", "RGB", (40, 30))
-    assert cli.main(["colorize", str(src), "-o", str(repo / "out"), "--suffix", "_color"]) == 0
+    assert cli.main(["colorize", str(src), "-o", str(repo / "out"), "--suffix", "_color", "--model", "recommended"]) == 0
     assert [p.name for p in (repo / "out").iterdir()] == ["a_color.png"]
 
 
 def test_compare_puts_the_input_and_its_colorization_side_by_side(repo):
     src = _photo(repo / "a.png", "L", (40, 30))
-    assert cli.main(["colorize", str(src), "-o", str(repo / "plain")]) == 0
-    assert cli.main(["colorize", str(src), "-o", str(repo / "both"), "--compare"]) == 0
+    assert cli.main(["colorize", str(src), "-o", str(repo / "plain"), "--model", "recommended"]) == 0
+    assert cli.main(["colorize", str(src), "-o", str(repo / "both"), "--compare", "--model", "recommended"]) == 0
     both = np.asarray(Image.open(repo / "both" / "a.png"))
     plain = np.asarray(Image.open(repo / "plain" / "a.png"))
     assert both.shape == (30, 40 + 8 + 40, 3)
@@ -142,7 +142,7 @@ def test_quoted_glob_patterns_are_expanded_and_an_unmatched_one_fails(repo, caps
     _photo(repo / "scans" / "b.tif", "RGB", (32, 32))
     _photo(repo / "scans" / "c.jpg", "RGB", (32, 32))
     code = cli.main(["colorize", str(repo / "scans" / "**" / "*.tif"), str(repo / "nothing*.png"),
-                     "-o", str(repo / "out")])
+                     "-o", str(repo / "out"), "--model", "recommended"])
     assert code == 1  # one input matched nothing: not every input succeeded
     assert sorted(p.name for p in (repo / "out").iterdir()) == ["a.png", "b.png"]
     assert "nothing*.png: no image file matches this pattern" in capsys.readouterr().err
@@ -150,12 +150,12 @@ def test_quoted_glob_patterns_are_expanded_and_an_unmatched_one_fails(repo, caps
 
 def test_quiet_prints_nothing_but_errors(repo, capsys):
     good = _photo(repo / "good.jpg", "RGB", (32, 32))
-    assert cli.main(["colorize", str(good), "-o", str(repo / "out"), "-q"]) == 0
+    assert cli.main(["colorize", str(good), "-o", str(repo / "out"), "-q", "--model", "recommended"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
     bad = repo / "bad.jpg"
     bad.write_bytes(b"no")
-    assert cli.main(["-q", "colorize", str(bad), str(good), "-o", str(repo / "out2")]) == 1
+    assert cli.main(["-q", "colorize", str(bad), str(good), "-o", str(repo / "out2"), "--model", "recommended"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and len(captured.err.splitlines()) == 1
 
@@ -163,3 +163,26 @@ def test_quiet_prints_nothing_but_errors(repo, capsys):
 def test_working_shape_keeps_aspect_and_never_upsamples():
     assert working_shape(1000, 2000, 250) == (250, 500)
     assert working_shape(40, 30, 64) == (40, 30)
+
+
+def test_colours_outside_the_srgb_gamut_lose_chroma_not_hue():
+    import torch
+
+    L = torch.tensor([[[[50.0, 95.0, 5.0, 60.0]]]])
+    ab = torch.tensor([[[[20.0, 60.0, -70.0, 100.0]], [[10.0, 80.0, 40.0, -100.0]]]])
+    clamped = color.clamp_to_gamut(L, ab)
+    assert torch.equal(clamped[..., 0], ab[..., 0])  # L 50, ab (20, 10): inside, untouched
+    rgb = color.lab_to_rgb_torch(torch.cat([L, clamped], dim=1), clip=False)
+    assert rgb.min() >= -2e-3 and rgb.max() <= 1 + 2e-3  # all inside now
+    for i in (1, 2, 3):  # outside: scaled towards grey, the hue angle kept
+        scale = clamped[0, :, 0, i] / ab[0, :, 0, i]
+        assert 0 < scale[0] < 1 and torch.isclose(scale[0], scale[1])
+    assert not torch.equal(color.lab_to_rgb_torch(torch.cat([L, ab], 1), clip=False).clamp(0, 1), rgb)
+
+
+def test_colorize_works_at_the_model_working_size_unless_told(repo):
+    from chromalab.colorize import load
+
+    runner, info = load("tiny", None, "cpu", root=repo)
+    assert runner.size == info["image_size"] == 32  # trained at 32 px without eval_size: its working size
+    assert load("tiny", 64, "cpu", root=repo)[0].size == 64

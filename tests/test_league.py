@@ -21,9 +21,9 @@ LEAGUE = config.league(PARAMS)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_the_league_has_every_seed_model_and_zhang():
+def test_the_league_has_every_seed_model_zhang_and_chromalabs_own():
     assert set(LEAGUE) == {"kmeans_cnn", "autoencoder", "iizuka", "koalarization", "unet", "densenet",
-                           "mobilenet", "zhang"}
+                           "mobilenet", "zhang", "lite_bins"}
 
 
 @pytest.mark.parametrize("name", LEAGUE)
@@ -35,7 +35,7 @@ def test_model_trains_predicts_at_two_sizes_and_colorizes(name, prepared_dir, pa
     data = LabBatches(prepared_dir, "train")
     batch = data[np.arange(min(8, len(data)))]
     cache = precompute(colorizer, data, 8, "cpu")
-    extra = {"precomputed": cache[batch["rows"]]} if cache is not None else {}
+    extra = {"precomputed": cache.take(batch["rows"])} if cache is not None else {}
     optimizer = torch.optim.Adam([p for p in colorizer.parameters() if p.requires_grad], lr=1e-3)
 
     colorizer.train()

@@ -317,3 +317,38 @@ def test_prepare_crops_exif_rotated_photos_upright(tmp_path):
     sideways = rgb_to_lab(np.asarray(Image.open(photos / "sideways.jpg"))[:, 16:56]).transpose(2, 0, 1)
     assert np.abs(ab - expected[1:]).mean() < 2.0  # JPEG noise only
     assert np.abs(ab - sideways[1:]).mean() > np.abs(ab - expected[1:]).mean() + 1.0
+
+
+# --- eval_size: whole photos for val and test -----------------------------------------------
+
+
+def test_eval_size_gives_val_and_test_whole_photos_at_that_size(tmp_path, raw_dir):
+    params = dataclasses.replace(TINY_PREPARE, eval_size=48)
+    out = tmp_path / "eval_size"
+    summary = prepare(params, raw_dir, out)
+    assert summary["size"] == 32 and summary["eval_size"] == 48
+    rows = read_prepared_manifest(out)
+    for split in ("val", "test"):
+        L = np.load(out / f"{split}_L.npy")
+        assert L.shape[1:] == (1, 48, 48)
+        split_rows = [r for r in rows if r["split"] == split]
+        assert len(L) == len({r["source_id"] for r in split_rows}) == len(split_rows)  # one per photo
+        assert all((r["x"], r["y"], r["side"]) == ("0", "0", "0") for r in split_rows)  # the whole photo
+    assert np.load(out / "train_L.npy").shape[1:] == (1, 32, 32)
+    assert summary["images"]["train"] == 4 * summary["source_photos"]["train"]
+    # The whole photo, aspect ratio and all, resized: compare with PIL's own resize of the raw file.
+    first = next(r for r in rows if r["split"] == "test")
+    rgb = load_rgb(raw_dir / first["raw_path"])
+    expected = rgb_to_lab(np.asarray(Image.fromarray(rgb).resize((48, 48), Image.Resampling.LANCZOS)))
+    got = np.load(out / "test_ab.npy")[int(first["index"])].astype(np.float32)
+    assert np.abs(got - expected[..., 1:].transpose(2, 0, 1)).max() < 0.1  # float16 storage
+    # The same photos go to the same splits as without eval_size: only their pictures change.
+    prepare(TINY_PREPARE, raw_dir, tmp_path / "plain")
+    assert sources_by_split(read_prepared_manifest(tmp_path / "plain")) == sources_by_split(rows)
+
+
+def test_eval_size_must_be_a_sensible_size():
+    from chromalab.config import parse_section, PrepareParams
+
+    with pytest.raises(UserError, match="prepare.eval_size: must be at least 8, got 4"):
+        parse_section("prepare", {"eval_size": 4}, PrepareParams)

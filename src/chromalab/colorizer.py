@@ -8,13 +8,19 @@ What a network may offer beyond forward(x) -> outputs (see models/registry.py):
 - `num_classes > 0` and `forward_with_classes(x)` -> (outputs, class logits): a classification head
   trained beside the colours (Iizuka et al.);
 - `precompute(x)` and `forward(x, precomputed=...)`: per-image features from a frozen pre-trained
-  network, which training computes once per dataset (Deep Koalarization's embeddings).
+  network, which training computes once per dataset (Deep Koalarization's embeddings);
+  `precompute_mirrored = True` when they are spatial, so a mirrored image needs its own;
+- `output_stride` s > 1: outputs at 1/s of the input (Zhang et al. predicted their bins at 1/4).
+  The loss then compares them with the truth at that size (area-averaged) and the decoded ab is
+  upsampled bilinearly to the input: colour is smooth, the detail comes from the input's own L;
+- `parameter_groups()` -> [(parameters, learning-rate scale)]: parts that learn more slowly.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from chromalab import color
 from chromalab.models import create_model
@@ -43,6 +49,21 @@ class Colorizer(nn.Module):
             return self.network.forward_with_classes(color.normalize_l(L), **extra)
         return self.outputs(L, **extra), None
 
+    def loss(self, out: torch.Tensor, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """The representation's loss of outputs `out` against the truth (L, ab in Lab units), taken
+        at the outputs' resolution."""
+        if out.shape[-2:] != ab.shape[-2:]:
+            L, ab = (F.interpolate(t.float(), size=out.shape[-2:], mode="area") for t in (L, ab))
+        return self.representation.loss(out.float(), self.representation.target(L, ab))
+
+    def decode(self, out: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+        """Outputs -> ab (B, 2, H, W) in Lab units at L's resolution (upsampled bilinearly)."""
+        small = L if out.shape[-2:] == L.shape[-2:] else F.interpolate(L.float(), size=out.shape[-2:], mode="area")
+        ab = self.representation.decode(out, small)
+        if ab.shape[-2:] != L.shape[-2:]:
+            ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        return ab
+
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         """ab (B, 2, H, W) in Lab units for L (B, 1, H, W) in Lab units, at any H and W."""
         h, w = L.shape[-2:]
@@ -52,8 +73,7 @@ class Colorizer(nn.Module):
             # Reflection keeps image statistics at the border; replicate covers pads wider than the image.
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             L = nn.functional.pad(L, (0, pad_w, 0, pad_h), mode=mode)
-        ab = self.representation.decode(self.outputs(L), L)
-        return ab[..., :h, :w]
+        return self.decode(self.outputs(L), L)[..., :h, :w]
 
 
 def count_parameters(module: nn.Module) -> int:

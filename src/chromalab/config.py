@@ -67,6 +67,9 @@ class PrepareParams:
     """prepare: decode, drop grey images, crop, split by source photo, convert to Lab."""
 
     size: int = 64
+    # val and test: null, crops as train; N: each photo whole, resized to N x N (the protocol of
+    # DDColor and CT2 at 256: models are chosen and scored on whole photos at the literature's size)
+    eval_size: int | None = None
     crops_per_image: int = 0  # 0: one centre crop of each image; N: N random crops of each
     min_crop_fraction: float = 0.35  # random crops: smallest side, as a fraction of the short side
     val_fraction: float = 0.15
@@ -77,6 +80,8 @@ class PrepareParams:
 
     def check(self, key: str) -> None:
         _at_least(key, "size", self.size, 8)
+        if self.eval_size is not None:
+            _at_least(key, "eval_size", self.eval_size, 8)
         _at_least(key, "crops_per_image", self.crops_per_image, 0)
         _between(key, "min_crop_fraction", self.min_crop_fraction, 0.05, 1.0)
         _between(key, "val_fraction", self.val_fraction, 0.0, 0.9)
@@ -190,6 +195,7 @@ class EvaluateParams:
     seed: int = 0  # which test images the gallery shows
     photos: str | None = None  # a folder of colour photos, also colorized at full resolution and scored
     photo_size: int = 256  # the side photos and their colorizations are resized to for scoring
+    working_size: int | None = None  # photos: the shorter side the model sees (null: the model's own)
     photos_shown: int = 6  # full-resolution photos shown in the report
     photos_min_chroma: float = 2.0  # photos whose mean Lab chroma is below this are already grey: skipped
 
@@ -197,6 +203,8 @@ class EvaluateParams:
         _at_least(key, "batch_size", self.batch_size, 1)
         _at_least(key, "gallery", self.gallery, 0)
         _at_least(key, "photo_size", self.photo_size, 16)
+        if self.working_size is not None:
+            _at_least(key, "working_size", self.working_size, 8)
         _at_least(key, "photos_shown", self.photos_shown, 0)
         _at_least(key, "photos_min_chroma", self.photos_min_chroma, 0)
 

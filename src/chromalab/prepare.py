@@ -2,7 +2,9 @@
 
 Outputs (data/prepared/):
 - `{train,val,test}_L.npy` (N, 1, S, S) and `{split}_ab.npy` (N, 2, S, S): CIE Lab planes, written
-  and read as memory-mapped .npy files so a dataset larger than RAM works;
+  and read as memory-mapped .npy files so a dataset larger than RAM works; S is `size`, or for
+  val and test `eval_size` when set: then each of their photos is whole, resized to S x S (the
+  literature's protocol for scoring at 256 px);
 - `{split}_label.npy` (N,) int16: the index of each image's class in summary.json's `labels`, or
   -1 for an image without a label (Iizuka et al.'s classification head learns from these);
 - `manifest.csv`: one row per prepared image (split, index, source_id, label, raw path, crop box);
@@ -94,7 +96,16 @@ def crop_boxes(width: int, height: int, params: PrepareParams, rng) -> list[tupl
     return boxes
 
 
+WHOLE = (0, 0, 0)  # the crop box that stands for the whole photo, resized (eval_size)
+
+
+def split_size(split: str, params: PrepareParams) -> int:
+    return params.eval_size if params.eval_size and split != "train" else params.size
+
+
 def _crop(rgb: np.ndarray, box, size: int) -> np.ndarray:
+    if box == WHOLE:
+        return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
     x, y, side = box
     img = Image.fromarray(rgb[y : y + side, x : x + side])
     if side != size:
@@ -121,14 +132,16 @@ def _plan(raw_dir: Path, rows: list[dict], params: PrepareParams):
     for index, (row, width, height) in enumerate(colour_rows):
         # One generator per photo: its crops don't depend on which other photos are present.
         rng = np.random.default_rng([params.seed, index])
-        for box in crop_boxes(width, height, params, rng):
-            plan[splits[row["source_id"]]].append((row, box))
+        split = splits[row["source_id"]]
+        whole = params.eval_size and split != "train"
+        for box in [WHOLE] if whole else crop_boxes(width, height, params, rng):
+            plan[split].append((row, box))
     return plan, grey
 
 
 def _write_split(raw_dir: Path, out_dir: Path, split: str, items, params: PrepareParams, labels: list[str]):
     """Second pass: crop, convert to Lab in chunks, write into memory-mapped arrays."""
-    n, s = len(items), params.size
+    n, s = len(items), split_size(split, params)
     index = {label: i for i, label in enumerate(labels)}
     np.save(out_dir / f"{split}_label.npy",
             np.array([index.get(row.get("label", ""), -1) for row, _ in items], dtype=np.int16))
@@ -152,7 +165,7 @@ def _write_split(raw_dir: Path, out_dir: Path, split: str, items, params: Prepar
 def _manifest_csv(plan) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["split", "index", "source_id", "label", "raw_path", "x", "y", "side"])
+    writer.writerow(["split", "index", "source_id", "label", "raw_path", "x", "y", "side"])  # side 0: whole photo
     for split in SPLITS:
         for index, (row, (x, y, side)) in enumerate(plan[split]):
             writer.writerow([split, index, row["source_id"], row.get("label", ""), row["path"], x, y, side])
@@ -167,6 +180,7 @@ def prepare(params: PrepareParams, raw_dir, out_dir) -> dict:
     labels = sorted({row.get("label", "") for items in plan.values() for row, _ in items} - {""})
     summary = {
         "size": params.size,
+        "eval_size": params.eval_size or params.size,
         "dtype": params.dtype,
         "images": {split: len(plan[split]) for split in SPLITS},
         "source_photos": {split: len({r["source_id"] for r, _ in plan[split]}) for split in SPLITS},

@@ -30,7 +30,10 @@ from chromalab.models import registry
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds"]
+# temperature and val_delta_colorfulness: annealed-mean models with train.temperatures, whose val
+# PSNR is then the one at the temperature chosen that epoch.
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds", "temperature",
+                   "val_delta_colorfulness"]
 
 
 def select_device(name: str) -> torch.device:
@@ -65,27 +68,67 @@ def batch_loss(colorizer: Colorizer, batch: dict, class_loss_weight: float, extr
     own method, or its DistributedDataParallel wrapper)."""
     L, ab, label = batch["L"], batch["ab"], batch["label"]
     out, logits = (outputs if outputs is not None else colorizer.outputs_and_classes)(L, **extra)
-    loss = colorizer.representation.loss(out.float(), colorizer.representation.target(L, ab))
+    loss = colorizer.loss(out, L, ab)
     labelled = label >= 0
     if logits is not None and class_loss_weight > 0 and labelled.any():
         loss = loss + class_loss_weight * nn.functional.cross_entropy(logits.float()[labelled], label[labelled])
     return loss, out
 
 
-@torch.no_grad()
-def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, device) -> torch.Tensor | None:
+class FeatureCache:
     """Per-image features of a frozen pre-trained network, computed once per split (Deep
-    Koalarization precomputed its Inception embeddings the same way); None if the network has none."""
-    if not getattr(colorizer.network, "precomputable", False):
+    Koalarization precomputed its Inception embeddings the same way): each a tensor or a tuple of
+    tensors (multi-scale maps), stored row by row. Spatial features (`precompute_mirrored`) are
+    also computed for each mirrored image, which the flip augmentation then takes."""
+
+    def __init__(self, plain: tuple, mirrored: tuple | None):
+        self.plain, self.mirrored = plain, mirrored
+
+    def take(self, rows: torch.Tensor, flip: torch.Tensor | None = None):
+        rows = rows.cpu()
+        parts = [t[rows] for t in self.plain]
+        if self.mirrored is not None and flip is not None and bool(flip.any()):
+            parts = [torch.where(flip.view(-1, *[1] * (p.ndim - 1)), m[rows], p)
+                     for p, m in zip(parts, self.mirrored)]
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.plain + (self.mirrored or ()))
+
+
+@torch.no_grad()
+def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, device) -> FeatureCache | None:
+    """The FeatureCache of a split for a network with frozen pre-trained features, else None."""
+    network = colorizer.network
+    if not getattr(network, "precomputable", False) or len(dataset) == 0:
         return None
     colorizer.eval()
-    loader = batch_loader(dataset, batch_size, shuffle=False)
-    feats = [colorizer.network.precompute(color.normalize_l(b["L"].to(device))) for b in loader]
-    return torch.cat(feats) if feats else None
+    mirrored = getattr(network, "precompute_mirrored", False)
+    stores: dict[str, list[torch.Tensor]] = {}
+
+    def put(key: str, start: int, feats) -> None:
+        feats = feats if isinstance(feats, tuple) else (feats,)
+        if key not in stores:  # allocated once: the list-then-concatenate way would need twice the memory
+            stores[key] = [torch.empty((len(dataset), *f.shape[1:]), dtype=f.dtype) for f in feats]
+        for store, f in zip(stores[key], feats):
+            store[start:start + len(f)] = f.cpu()
+
+    start = 0
+    for batch in batch_loader(dataset, batch_size, shuffle=False):
+        x = color.normalize_l(batch["L"].to(device))
+        put("plain", start, network.precompute(x))
+        if mirrored:
+            put("mirrored", start, network.precompute(x.flip(-1)))
+        start += len(x)
+    cache = FeatureCache(tuple(stores["plain"]), tuple(stores["mirrored"]) if mirrored else None)
+    log.info("features of the frozen network computed once for the %d %s images%s (%.0f MB)",
+             len(dataset), dataset.split, " and their mirror images" if mirrored else "", cache.nbytes / 1e6)
+    return cache
 
 
-def _extra(cache, batch) -> dict:
-    return {"precomputed": cache[batch["rows"]]} if cache is not None else {}
+def _extra(cache: FeatureCache | None, batch, flip=None) -> dict:
+    return {"precomputed": cache.take(batch["rows"], flip)} if cache is not None else {}
 
 
 @torch.no_grad()
@@ -97,7 +140,7 @@ def validate(colorizer: Colorizer, loader, device, class_loss_weight: float, cac
         batch = {k: v.to(device) for k, v in batch.items()}
         loss, out = batch_loss(colorizer, batch, class_loss_weight, _extra(cache, batch))
         losses.append(loss.item() * len(batch["L"]))
-        pred = colorizer.representation.decode(out, batch["L"]).float().cpu().numpy()
+        pred = colorizer.decode(out, batch["L"]).float().cpu().numpy()
         for l_plane, p, t in zip(batch["L"].cpu().numpy(), pred, batch["ab"].cpu().numpy()):
             psnrs.append(metrics.psnr(color.lab_planes_to_rgb_uint8(l_plane, p),
                                       color.lab_planes_to_rgb_uint8(l_plane, t)))
@@ -128,6 +171,15 @@ def augment(L: torch.Tensor, ab: torch.Tensor, rows: torch.Tensor, table: dict, 
         both = torch.stack([img[:, dy:dy + size[0], dx:dx + size[1]] for img, (dy, dx) in zip(both, shifts.tolist())])
         L, ab = both[:, :1], both[:, 1:]
     return L, ab
+
+
+def parameter_groups(colorizer: Colorizer, lr: float) -> list[dict]:
+    """The optimizer's parameter groups: one at train.lr, unless the network asks for parts that
+    learn more slowly (a fine-tuned pre-trained encoder)."""
+    groups = getattr(colorizer.network, "parameter_groups", None)
+    if groups is None:
+        return [{"params": [p for p in colorizer.parameters() if p.requires_grad]}]
+    return [{"params": ps, "lr": lr * scale} for ps, scale in groups() if ps]
 
 
 def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
@@ -208,9 +260,10 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
         raise UserError(f"train.batch_size: {params.batch_size} does not split evenly over {world.size} processes")
     per_rank = params.batch_size // world.size
     colorizer, network_args, representation_args = build_colorizer(model, summary, palette_dir)
-    if summary["size"] % colorizer.size_multiple:
-        raise UserError(f"prepare.size: {summary['size']} is not a multiple of {colorizer.size_multiple}, "
-                        f"which the {model.network} network needs")
+    for key in ("size", "eval_size"):
+        if summary.get(key, summary["size"]) % colorizer.size_multiple:
+            raise UserError(f"prepare.{key}: {summary.get(key)} is not a multiple of {colorizer.size_multiple}, "
+                            f"which the {model.network} network needs")
     if params.translate >= summary["size"]:
         raise UserError(f"train.translate: {params.translate} px must be below the image size {summary['size']}")
     colorizer.to(device)
@@ -222,7 +275,7 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
     pin = device.type == "cuda"
     val_loader = batch_loader(val_set, params.batch_size, False, 0, params.num_workers, pin)
     trainable = [p for p in colorizer.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = torch.optim.Adam(parameter_groups(colorizer, params.lr), lr=params.lr, weight_decay=params.weight_decay)
     steps_per_epoch = len(_epoch_batches(len(train_set), per_rank, world, params, 0))
     total_steps, warmup_steps = steps_per_epoch * params.epochs, round(params.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -235,6 +288,13 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
              f" x {world.size} processes" if world.distributed else "")
     cache = {split: precompute(colorizer, ds, params.batch_size, device)
              for split, ds in (("train", train_set), ("val", val_set))}
+    # Annealed-mean models with temperatures to try: the epoch is chosen as the temperature is, by val
+    # PSNR within max_delta_colorfulness (the val loss, a rebalanced cross-entropy, keeps rising
+    # while the colours still improve).
+    sweeping = bool(params.temperatures) and annealed(colorizer) and len(val_set) > 0
+    if params.translate and cache["train"] is not None and cache["train"].mirrored is not None:
+        raise UserError(f"train.translate: {model.network}'s frozen features are computed once per image, so "
+                        "images cannot be shifted in training; set train.translate: 0")
     alpha = model.class_loss_weight
     net = distributed.wrap(_Outputs(colorizer), world, device)
     if params.compile:
@@ -244,6 +304,8 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
         "model": name, "network": model.network, "representation": model.representation,
         "network_args": network_args, "representation_args": representation_args,
         "image_size": summary["size"], "labels": summary.get("labels", []),
+        # The size `chromalab colorize` works at by default: what val chose the model on.
+        "working_size": summary.get("eval_size", summary["size"]),
         "data_sha256": summary["manifest_sha256"], "mlflow_run_id": None,
         "parameters": n_params, "train": as_dict(params),
     }
@@ -306,8 +368,9 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
             for step, batch in enumerate(bar, start=first):
                 batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
                 batch["L"], batch["ab"] = augment(batch["L"], batch["ab"], batch["rows"], table, params.translate)
+                flip = table["flip"][batch["rows"].cpu()]
                 with amp:
-                    loss, _ = batch_loss(colorizer, batch, alpha, _extra(cache["train"], batch), outputs=net)
+                    loss, _ = batch_loss(colorizer, batch, alpha, _extra(cache["train"], batch, flip), outputs=net)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler:
                     scaler.scale(loss).backward()
@@ -324,22 +387,25 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
             row = {"epoch": epoch, "train_loss": distributed.all_mean(total / seen, world)}
             if world.is_main:
                 row.update(validate(colorizer, val_loader, device, alpha, cache["val"]))
+                if sweeping:
+                    row.update(_sweep(colorizer, config, params, val_loader, device, cache["val"]))
                 row.update(lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - epoch_start)
                 history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
                 track(tracking.log_metrics, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
                 log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f val_psnr %.2f dB (%.1f s)", name, epoch,
                          params.epochs, row["train_loss"], row["val_loss"], row["val_psnr"], row["seconds"])
                 config.update(epoch=epoch, train_seconds=round(seconds0 + time.perf_counter() - started, 2),
-                              val_loss=row["val_loss"], val_psnr=row["val_psnr"])
+                              val_loss=row["val_loss"], val_psnr=row["val_psnr"],
+                              val_delta_colorfulness=row.get("val_delta_colorfulness"))
                 checkpoint.save(out_dir / "last.pt", colorizer, config)
-                if best is None or not row["val_loss"] >= best["val_loss"]:  # NaN (no val split): keep the last
+                if best is None or _better(config, best, sweeping, params.max_delta_colorfulness):
                     best, best_weights = dict(config), {k: v.detach().clone() for k, v in colorizer.state_dict().items()}
                     checkpoint.save(out_dir / "best.pt", colorizer, best)
                 atomic.write_text(history_path, _history_csv(history))
                 snapshot(epoch + 1, 0, (0.0, 0))
             distributed.barrier(world)
         if world.is_main:
-            _finish(name, out_dir, config, best, track, params, val_loader, device, cache["val"])
+            _finish(name, out_dir, config, best, track)
     except BaseException:
         if world.is_main:
             track(tracking.end_run, "FAILED")
@@ -371,7 +437,7 @@ def tune_temperature(colorizer: Colorizer, loader, device, temperatures: list, m
         L, truth = batch["L"].cpu().numpy(), batch["ab"].cpu().numpy()
         for t, acc in accumulators.items():
             colorizer.representation.temperature = t
-            acc.update(L, colorizer.representation.decode(out, batch["L"]).float().cpu().numpy(), truth)
+            acc.update(L, colorizer.decode(out, batch["L"]).float().cpu().numpy(), truth)
     sweep = []
     for t, acc in accumulators.items():
         r = acc.result()
@@ -382,28 +448,47 @@ def tune_temperature(colorizer: Colorizer, loader, device, temperatures: list, m
     return chosen["temperature"], sweep
 
 
-def _finish(name: str, out_dir: Path, config: dict, best: dict, track: _Tracking, params: TrainParams,
-            val_loader, device, cache) -> None:
-    """Choose the decoding temperature on val (when asked), log the best model to MLflow and write
-    run.json (which says whether logging worked)."""
-    best_colorizer, _ = checkpoint.load(out_dir / "best.pt", device=device)
-    if params.temperatures and annealed(best_colorizer):
-        t, sweep = tune_temperature(best_colorizer, val_loader, device, params.temperatures,
-                                    params.max_delta_colorfulness, cache)
-        best["representation_args"] = {**best["representation_args"], "temperature": t}
-        best["temperature_sweep"] = sweep
-        checkpoint.save(out_dir / "best.pt", best_colorizer, best)
-        log.info("%s: decoding temperature %.2f chosen on val (%s)", name, t, ", ".join(
-            f"T={s['temperature']:g}: {s['val_psnr']:.2f} dB, ΔCF {s['val_delta_colorfulness']:.1f}" for s in sweep))
-        track(tracking.log_metrics, {"temperature": t})
-    best_colorizer = best_colorizer.cpu()
+def _sweep(colorizer: Colorizer, config: dict, params: TrainParams, val_loader, device, cache) -> dict:
+    """This epoch's decoding temperature, chosen on val (tune_temperature), written into `config`;
+    returns the history columns it fills."""
+    t, sweep = tune_temperature(colorizer, val_loader, device, params.temperatures, params.max_delta_colorfulness,
+                                cache)
+    chosen = next(s for s in sweep if s["temperature"] == t)
+    config["representation_args"] = {**config["representation_args"], "temperature": t}
+    config["temperature_sweep"] = sweep
+    log.info("decoding temperature %.2f chosen on val (%s)", t, ", ".join(
+        f"T={s['temperature']:g}: {s['val_psnr']:.2f} dB, ΔCF {s['val_delta_colorfulness']:.1f}" for s in sweep))
+    return {"temperature": t, "val_psnr": chosen["val_psnr"], "val_delta_colorfulness": chosen["val_delta_colorfulness"]}
+
+
+def _better(new: dict, best: dict, sweeping: bool, max_delta_cf: float) -> bool:
+    """Whether this epoch's model beats the best so far: lower val loss (NaN, no val split: the
+    last one wins); with a temperature sweep, tune_temperature's own rule (faithful colourfulness
+    first, then PSNR)."""
+    if not sweeping:
+        return not new["val_loss"] >= best["val_loss"]
+
+    def key(c):
+        faithful = c["val_delta_colorfulness"] <= max_delta_cf
+        return faithful, c["val_psnr"] if faithful else -c["val_delta_colorfulness"]
+
+    return key(new) > key(best)
+
+
+def _finish(name: str, out_dir: Path, config: dict, best: dict, track: _Tracking) -> None:
+    """Log the best model to MLflow and write run.json (which says whether logging worked)."""
+    best_colorizer, _ = checkpoint.load(out_dir / "best.pt")
+    if "temperature" in best["representation_args"] and best.get("temperature_sweep"):
+        track(tracking.log_metrics, {"temperature": best["representation_args"]["temperature"]})
     model_uri = track(tracking.log_colorizer, best_colorizer)
     track(tracking.log_metrics, {"best_epoch": best["epoch"], "train_seconds": config["train_seconds"]})
     track(tracking.end_run)
     tracking.write_run_file(out_dir / "run.json", config["mlflow_run_id"] if not track.failure else None,
                             model_uri, failure=track.failure)
-    log.info("%s: best epoch %d (val_loss %.4f, val_psnr %.2f dB) in %.0f s", name, best["epoch"],
-             best["val_loss"], best["val_psnr"], config["train_seconds"])
+    log.info("%s: best epoch %d (val_loss %.4f, val_psnr %.2f dB%s) in %.0f s", name, best["epoch"],
+             best["val_loss"], best["val_psnr"],
+             f" at T = {best['representation_args']['temperature']:g}" if best.get("temperature_sweep") else "",
+             config["train_seconds"])
 
 
 class _Outputs(nn.Module):

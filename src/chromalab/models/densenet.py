@@ -13,8 +13,9 @@ What was adapted and why:
   another stride be chosen, the output is resized to the input (bilinear).
 - The grey input is fed to the encoder as three equal channels (L/100 in [0, 1]) with the
   normalisation the encoder's weights were trained with (ImageNet mean and std for densenet121).
-- `pretrained`: false (random init, the default: this machine cannot download weights), "hub"
-  (timm's ImageNet weights, downloaded; the seed's setting) or the path of a local weights file
+- `pretrained`: false (random init, the default: no wheel ships DenseNet121's ImageNet weights, so
+  offline it trains from scratch and the report says so), "hub" (timm's ImageNet weights,
+  downloaded; the seed's setting) or the path of a local weights file
   (a timm or torchvision densenet121 state_dict). `freeze_encoder` freezes the encoder (weights and
   BatchNorm statistics; the seed fine-tuned it, it is false by default).
 - The last block's convolution outputs the representation's channels raw: the output activation

