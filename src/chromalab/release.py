@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 RELEASE_FILE = "release.json"
 PACKAGED_RELEASE = Path(__file__).resolve().parent / "released"
-GALLERY_ROWS = 6
+GALLERY_ROWS = 4  # per kind: test pictures, then full-resolution photos
+GALLERY = "gallery.jpg"  # JPEG: the release travels inside the package, so it stays small
 
 
 def read_release(folder: Path = PACKAGED_RELEASE) -> tuple[Path, dict]:
@@ -57,7 +58,12 @@ def _test_scores(root: Path, name: str) -> tuple[dict, dict]:
 
 
 def _gallery(root: Path, name: str) -> bytes | None:
-    """grey | model | truth for the test gallery, then for the full-resolution photos if scored."""
+    """grey | model | truth for the test gallery, then for the full-resolution photos if scored
+    (a JPEG)."""
+    import io
+
+    from PIL import Image
+
     from chromalab.figures import hero_image
 
     eval_dir = root / paths.EVAL
@@ -67,9 +73,14 @@ def _gallery(root: Path, name: str) -> bytes | None:
             model, real = eval_dir / name / folder / grey.name, eval_dir / "grey" / truth / grey.name
             if model.is_file() and real.is_file():
                 rows.append([grey, model, real])
-    return hero_image(rows, ["grey input", name, "ground truth"]) if rows else None
+    if not rows:
+        return None
+    out = io.BytesIO()
+    Image.open(io.BytesIO(hero_image(rows, ["grey input", name, "ground truth"]))).save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
+PHOTOS_NOTE = "evaluate.photos, scored at evaluate.photo_size"
 SCORE_ROWS = (("psnr", "PSNR (dB)", 2), ("ssim", "SSIM", 4), ("auc", "AuC", 4), ("auc_rebalanced", "AuC rebal.", 4),
               ("colorfulness", "colourfulness", 2), ("delta_colorfulness", "ΔCF", 2),
               ("photos_psnr", "full-res photos: PSNR (dB)", 2), ("photos_delta_colorfulness", "full-res photos: ΔCF", 2))
@@ -98,11 +109,13 @@ def model_card(name: str, config: dict, info: dict, scores: dict, grey: dict, co
         f"- command: `{command}`",
         f"- commit: `{commit}`",
         f"- data: prepared manifest sha256 `{config.get('data_sha256')}`; trained on {config.get('image_size')} px "
-        f"crops, chosen on val at {info['working_size']} px (best epoch {config.get('epoch')}, "
-        f"{config.get('train_seconds', 0):.0f} s of training)",
+        f"crops, chosen on val at {info['working_size']} px: epoch {config.get('epoch')} of "
+        f"{(config.get('train') or {}).get('epochs', '?')} (after {config.get('train_seconds', 0):.0f} s of training)"
+        + (f", decoding temperature {config['representation_args']['temperature']:g}"
+           if config.get("temperature_sweep") else ""),
         f"- knobs: {', '.join(f'{k}={v}' for k, v in args.items())}",
         "",
-        "```yaml",
+        "```json",
         json.dumps(params, indent=2, default=str),
         "```",
         "",
@@ -114,7 +127,8 @@ def model_card(name: str, config: dict, info: dict, scores: dict, grey: dict, co
         "",
     ]
     if has_gallery:
-        lines += ["## Gallery", "", "![grey input | model | ground truth](gallery.png)", ""]
+        lines += ["## Gallery", "", f"Held-out test photos, then full-resolution photos ({PHOTOS_NOTE}):", "",
+                  f"![grey input | model | ground truth]({GALLERY})", ""]
     return "\n".join(lines)
 
 
@@ -143,7 +157,7 @@ def release(name: str, out_dir: Path, command: str, root: Path | None = None) ->
     atomic.write_text(out_dir / "MODEL_CARD.md", model_card(name, cfg, info, scores, grey, commit, command, used,
                                                              gallery is not None))
     if gallery is not None:
-        with atomic.atomic_path(out_dir / "gallery.png") as tmp:
+        with atomic.atomic_path(out_dir / GALLERY) as tmp:
             tmp.write_bytes(gallery)
     atomic.write_json(out_dir / RELEASE_FILE, {k: v for k, v in info.items() if k != "omitted"})
     log.info("released %s: %s (%.1f MB, %d tensors left to the wheel) with MODEL_CARD.md", name, target,
