@@ -96,7 +96,7 @@ def test_the_released_model_loads_and_colorizes_without_naming_a_model(tmp_path,
     odd = _write(tmp_path / "odd.png", "RGBA", (101, 67))
     grey = _write(tmp_path / "old.jpg", "L", (90, 123))
     assert cli.main(["colorize", str(odd), str(grey), "-o", str(tmp_path / "out")]) == 0
-    assert f"{info['model']} (released)" in capsys.readouterr().err
+    assert f"model released {info['model']} (encoder_unet -> bins)" in capsys.readouterr().err
     for name, size in (("odd.png", (101, 67)), ("old.png", (90, 123))):
         out = Image.open(tmp_path / "out" / name)
         assert out.size == size and out.mode == "RGB"

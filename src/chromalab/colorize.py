@@ -161,7 +161,7 @@ def load(model: str | None, size: int | None, device: str, root: Path | None = N
             ckpt = resolve_checkpoint(model, root)
         colorizer, cfg = checkpoint.load(ckpt, device=dev)
         working = cfg.get("working_size") or cfg["image_size"]
-        info = {"model": cfg.get("model", ckpt.stem) + (" (released)" if model is None else ""),
+        info = {"model": ("released " if model is None else "") + cfg.get("model", ckpt.stem),
                 "network": cfg["network"], "representation": cfg["representation"], "source": str(ckpt),
                 "image_size": int(working)}
     if size is None and "image_size" not in info:
