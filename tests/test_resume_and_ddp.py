@@ -86,7 +86,9 @@ def _params(network_args: dict, network="unet", **train) -> dict:
 
 
 def test_training_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(tmp_path, data):
-    params = _params({"base_channels": 16})
+    # Five epochs: the kill comes in the second, and the three after it leave the poller a wide
+    # window (with three, a fast idle machine once finished before the poller saw epoch 2 begin).
+    params = _params({"base_channels": 16}, epochs=5)
     straight = _workspace(tmp_path / "straight", *data, params)
     _train(straight, "net")
 
