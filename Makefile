@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The venv's tools first on PATH, so dvc's stage commands (`python pipeline/...`) use them too.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: setup repro test bench cifar10 photos lock clean-venv
+.PHONY: setup repro test test-fast exp bench cifar10 photos lock clean-venv
 
 setup: $(VENV)/.installed
 
@@ -24,13 +24,22 @@ repro: setup
 test: setup
 	$(RUN) pytest
 
-# Speed and memory figures -> reports/benchmarks.json and the table in README.md (run `make repro`
-# first so the no-op `dvc repro` time can be measured).
+# The inner loop: every test but the slow end-to-end ones (real dvc repro, queues, servers, torchrun).
+test-fast: setup
+	$(RUN) pytest -m "not slow"
+
+# An experiment with .venv on PATH (DVC runs each stage's `python` from PATH), e.g.
+#   make exp ARGS="-S train.epochs=2"     or     make exp ARGS="-n big -S prepare.size=128"
+exp: setup
+	$(RUN) dvc exp run $(ARGS)
+
+# Speed and memory figures -> reports/benchmarks.json and the table in docs/benchmarks.md (run
+# `make repro` first so the no-op `dvc repro` time can be measured).
 bench: setup
 	$(RUN) python benchmarks/bench.py
 
 # The whole league on all of CIFAR-10 in about an hour on 2 CPU cores, as the DVC experiment
-# cifar10-full (README "On all of CIFAR-10"). CIFAR10: the extracted train/<class>/, test/<class>/
+# cifar10-full (docs/experiments/cifar10.md). CIFAR10: the extracted train/<class>/, test/<class>/
 # folders; PHOTOS (optional): a folder of colour photos also scored at full resolution.
 CIFAR10 ?= $(HOME)/data/cifar10
 PHOTOS ?=
@@ -48,7 +57,7 @@ CIFAR10_PROFILE := -S data.source=folder -S data.path=$(CIFAR10) \
 cifar10: setup
 	$(RUN) dvc exp run -n cifar10-full $(CIFAR10_PROFILE)
 
-# The real-photo profile, as the DVC experiment `photos` (README "Real photos"): trains on random
+# The real-photo profile, as the DVC experiment `photos` (docs/experiments/2026-12-02-photos.md): trains on random
 # 128 px crops of PHOTOS_DATA (a folder or a zip/tar of colour photos), split by photo; chooses and
 # scores on whole photos resized to 256 x 256 (DDColor's and CT2's protocol); PHOTOS (optional): a
 # folder of photos also colorized at full resolution and scored. About 45 min on 2 CPU cores for

@@ -1,4 +1,4 @@
-"""chromalab's benchmarks: `make bench` -> reports/benchmarks.json and the table in README.md.
+"""chromalab's benchmarks: `make bench` -> reports/benchmarks.json and the table in docs/benchmarks.md.
 
 Measures, on this machine, the released model's colorize speed (what `chromalab colorize` uses by
 default, at its working size) and, for every model of the league in params.yaml:
@@ -20,7 +20,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,13 +32,13 @@ import torch
 from PIL import Image
 
 from chromalab import config, paths
-from chromalab.colorize import OUTPUT_PNG_LEVEL, Colorize
-from chromalab.config import DataParams, ModelParams, PaletteParams, PrepareParams
+from chromalab.colorize import OUTPUT_PNG_LEVEL, FullResolution
+from chromalab.config import DataParams, ModelParams, PaletteParams
 from chromalab.data.lab_arrays import LabBatches
-from chromalab.images import load_rgb, save_png
+from chromalab.images import load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+TABLE_PAGE = ROOT / "docs" / "benchmarks.md"
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 SHARED_PHOTOS = ROOT.parent / "shared" / "datasets" / "photos"
 
@@ -105,7 +104,7 @@ def palette_fit_seconds(prepared: Path) -> float:
 
 
 def _step(colorizer, optimizer, batch, alpha, extra):
-    from chromalab.train import batch_loss
+    from chromalab.colorizer import batch_loss
 
     loss, _ = batch_loss(colorizer, batch, alpha, extra)
     optimizer.zero_grad(set_to_none=True)
@@ -118,7 +117,10 @@ def train_figures(name: str, model: ModelParams, train: config.TrainParams, work
     """Images/s of the real data path vs in-memory tensors, and achieved FLOP/s, for one model."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from chromalab.train import _epoch_batches, _extra, augment, augmentation_table, build_colorizer, precompute
+    from chromalab.augment import augment, augmentation_table
+    from chromalab.colorizer import build_colorizer
+    from chromalab.feature_cache import extra_inputs as _extra, precompute
+    from chromalab.train import epoch_batches as _epoch_batches
     from chromalab import distributed
 
     summary = json.loads((work / "prepared" / "summary.json").read_text())
@@ -211,7 +213,7 @@ def released_figures(photos: list[Path], repeat: int) -> dict:
 
 
 def colorize_figures(colorizer, image_size: int, photos: list[Path], repeat: int) -> dict:
-    runner = Colorize(colorizer.eval(), image_size, torch.device("cpu"))
+    runner = FullResolution(colorizer.eval(), image_size, torch.device("cpu"))
     parts = {"decode": [], "preprocess": [], "network": [], "postprocess": [], "encode": []}
     megapixels = 0.0
     for path in photos:
@@ -270,7 +272,7 @@ def recommended_model(names: list[str]) -> str:
     return "unet" if "unet" in names else names[0]
 
 
-def write_readme_table(results: dict) -> None:
+def write_table(results: dict) -> None:
     rows = ["| model | colorize s/MP | pre+post share | network s/MP | train img/s | data-path ratio | GFLOP/img | % of matmul peak |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in results["models"].items():
@@ -290,11 +292,11 @@ def write_readme_table(results: dict) -> None:
              f"{p['prepare_4x']['peak_rss_mb']:.0f} MB at {p['prepare_4x']['images']}; palette k-means (k = 32, 1 M pixels) "
              f"{p['palette_fit_seconds']:.1f} s; no-op `dvc repro` {noop}. "
              f"Measured by `make bench` on {results['date']} in {results['seconds']:.0f} s."]
-    text = README.read_text()
+    text = TABLE_PAGE.read_text()
     if MARK_START in text and MARK_END in text:
         head, rest = text.split(MARK_START, 1)
         _, tail = rest.split(MARK_END, 1)
-        README.write_text(f"{head}{MARK_START}\n" + "\n".join(rows) + f"\n{MARK_END}{tail}")
+        TABLE_PAGE.write_text(f"{head}{MARK_START}\n" + "\n".join(rows) + f"\n{MARK_END}{tail}")
 
 
 def main() -> int:
@@ -302,7 +304,7 @@ def main() -> int:
     parser.add_argument("--models", nargs="*", help="league models to measure (default: all)")
     parser.add_argument("--steps", type=int, default=6, help="training steps per timing")
     parser.add_argument("--repeat", type=int, default=2, help="colorize timings per photo (best kept)")
-    parser.add_argument("--no-readme", action="store_true", help="write the JSON only")
+    parser.add_argument("--no-table", action="store_true", help="write the JSON only")
     parser.add_argument("--released-only", action="store_true", help="time the released model's colorize only")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -328,7 +330,7 @@ def main() -> int:
         for name in names if not args.released_only else []:
             model = config.model_params(params, name)
             figures = train_figures(name, model, train, work, args.steps, peak)
-            from chromalab.train import build_colorizer
+            from chromalab.colorizer import build_colorizer
 
             summary = json.loads((work / "prepared" / "summary.json").read_text())
             colorizer, _, _ = build_colorizer(model, summary, work / "palette")
@@ -355,8 +357,8 @@ def main() -> int:
     results["seconds"] = time.perf_counter() - started
     out = ROOT / paths.REPORTS / "benchmarks.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
-    if not args.no_readme:
-        write_readme_table(results)
+    if not args.no_table:
+        write_table(results)
     print(f"wrote {out} in {results['seconds']:.0f} s")
     return 0
 

@@ -24,7 +24,7 @@ import torch
 from chromalab import checkpoint, paths
 from chromalab.data.lab_arrays import load_split
 from chromalab.metrics import MetricAccumulator
-from chromalab.train import annealed
+from chromalab.selection import annealed
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXTRA_TEMPERATURES = (0.7, 1.0)  # beyond the usual list: where the curve goes
@@ -68,7 +68,7 @@ def bars(root: Path, rec: str) -> list[str]:
 
 
 def figure(points: dict, curves: dict, grey: dict) -> bytes:
-    from chromalab.figures import _figure, _svg  # noqa: F401  (the report's plotting setup)
+    from chromalab.figures import _figure
     import io
 
     fig, ax = _figure(6.5, 4.2, 1)

@@ -2,12 +2,13 @@
 
 from chromalab import config, paths
 from chromalab.download import download
-from chromalab.errors import exit_on_user_error, setup_logging
+from chromalab.errors import exit_on_user_error
+from chromalab.logs import setup_stage
 
 
 @exit_on_user_error
 def main():
-    setup_logging()
+    setup_stage()
     params = config.load_params()
     download(config.section(params, "data"), paths.RAW)
 

@@ -4,7 +4,8 @@ test split into reports/eval/NAME."""
 import argparse
 
 from chromalab import config, paths
-from chromalab.errors import exit_on_user_error, setup_logging
+from chromalab.errors import exit_on_user_error
+from chromalab.logs import setup_stage
 
 
 @exit_on_user_error
@@ -12,7 +13,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", help="a name under `models` in params.yaml, or `grey` for the baseline")
     name = parser.parse_args().model
-    setup_logging()
+    setup_stage()
     params = config.load_params()
     evaluate_params = config.section(params, "evaluate")
     from chromalab.evaluate import GREY, evaluate

@@ -2,13 +2,14 @@
 reports/palette.png."""
 
 from chromalab import config, paths
-from chromalab.errors import exit_on_user_error, setup_logging
+from chromalab.errors import exit_on_user_error
+from chromalab.logs import setup_stage
 from chromalab.palette import build_palette
 
 
 @exit_on_user_error
 def main():
-    setup_logging()
+    setup_stage()
     params = config.load_params()
     build_palette(config.section(params, "palette"), paths.PREPARED, paths.PALETTE, paths.REPORTS / "palette.png")
 

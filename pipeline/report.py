@@ -3,13 +3,15 @@ register it in MLflow as `champion`; writes reports/metrics.json, comparison.md,
 hero.png and curves/."""
 
 from chromalab import config
-from chromalab.errors import exit_on_user_error, setup_logging
-from chromalab.report import GREY, build_report
+from chromalab.errors import exit_on_user_error
+from chromalab.logs import setup_stage
+from chromalab.config import GREY
+from chromalab.report import build_report
 
 
 @exit_on_user_error
 def main():
-    setup_logging()
+    setup_stage()
     params = config.load_params()
     names = config.league(params) + [GREY]
     build_report(names, params=config.section(params, "report"), all_params=params)

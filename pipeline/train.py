@@ -8,7 +8,8 @@ import argparse
 import sys
 
 from chromalab import config, paths
-from chromalab.errors import exit_on_user_error, setup_logging
+from chromalab.errors import exit_on_user_error
+from chromalab.logs import setup_stage
 
 
 @exit_on_user_error
@@ -16,7 +17,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", help="a name under `models` in params.yaml")
     name = parser.parse_args().model
-    setup_logging()
+    setup_stage()
     params = config.load_params()
     train_params = config.train_params_for(params, name)
     model_params = config.model_params(params, name)

@@ -1,46 +1,21 @@
 """Fixtures that make small real data: crops of real colour photos shipped with scikit-image and
-scikit-learn, written as files, then run through the real download, prepare and palette code."""
+scikit-learn, written as files, then run through the real download, prepare and palette code.
+Only fixtures live here; the plain helpers and constants they use are in helpers.py."""
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
 import pytest
-from PIL import Image
 
 from chromalab.config import DataParams, PaletteParams, PrepareParams
-
-
-def real_photos() -> dict[str, np.ndarray]:
-    """Six real colour photographs (uint8 RGB), as the libraries ship them."""
-    from skimage import data
-    from sklearn.datasets import load_sample_image
-
-    return {
-        "astronaut": data.astronaut(),
-        "chelsea": data.chelsea(),
-        "coffee": data.coffee(),
-        "rocket": data.rocket(),
-        "china": load_sample_image("china.jpg"),
-        "flower": load_sample_image("flower.jpg"),
-    }
-
-
-def write_photo_folder(root, size: int = 96, grey: int = 1, labels: bool = True):
-    """Write each real photo, shrunk so its shorter side is `size`, as a JPEG or PNG under root
-    (in a class sub-folder when `labels`), plus `grey` photos that carry no colour."""
-    root.mkdir(parents=True, exist_ok=True)
-    for i, (name, rgb) in enumerate(real_photos().items()):
-        img = Image.fromarray(rgb)
-        img.thumbnail((size * 2, size * 2))
-        folder = root / ("animal" if name in ("astronaut", "chelsea") else "scene") if labels else root
-        folder.mkdir(exist_ok=True)
-        img.save(folder / f"{name}.{'png' if i % 2 else 'jpg'}")
-    for j in range(grey):
-        img = Image.fromarray(real_photos()["coffee"]).convert("L")
-        img.thumbnail((size * 2, size * 2))
-        (root / "greys").mkdir(exist_ok=True)
-        img.save(root / "greys" / f"grey{j}.png")
-    return root
+from helpers import TINY_PREPARE, free_port, run, tiny_repo, train_tiny, write_photo_folder
 
 
 @pytest.fixture(autouse=True)
@@ -80,9 +55,6 @@ def raw_dir(tmp_path, photo_folder):
     out = tmp_path / "data" / "raw"
     download(DataParams(source="folder", path=str(photo_folder)), out)
     return out
-
-
-TINY_PREPARE = PrepareParams(size=32, crops_per_image=4, val_fraction=0.2, test_fraction=0.2, seed=0)
 
 
 @pytest.fixture
@@ -126,23 +98,6 @@ def mlflow_uri(tmp_path, monkeypatch, mlflow_store_template):
     return uri
 
 
-TINY_MODEL = dict(network="unet", representation="ab", network_args={"base_channels": 8})
-
-
-def train_tiny(tmp_path, prepared_dir, name="tiny", epochs=2, seed=0, palette_dir=None, model=None,
-               **train_overrides):
-    """Train a small U-Net for a few epochs with the real training loop; returns its folder."""
-    from chromalab.config import ModelParams, TrainParams
-    from chromalab.train import train
-
-    params = TrainParams(epochs=epochs, batch_size=8, lr=3e-3, seed=seed, **train_overrides)
-    model = ModelParams(**(model or TINY_MODEL))
-    out = tmp_path / "data" / "models" / name
-    train(name, model, params, prepared_dir, palette_dir, out, tmp_path / "reports" / "train" / name / "history.csv",
-          logged_params={"train": params.__dict__, "model": model.__dict__})
-    return out
-
-
 @pytest.fixture
 def trained_model(tmp_path, prepared_dir, mlflow_uri):
     return train_tiny(tmp_path, prepared_dir)
@@ -165,11 +120,9 @@ def shared_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_baseline(tmp_path_factory):
-    """The tiny pipeline (test_pipeline.TINY) reproduced once in a fresh git + DVC repository, its
+    """The tiny pipeline (helpers.TINY) reproduced once in a fresh git + DVC repository, its
     results committed: (root, env, stdout of that first `dvc repro`). Tests that start from a
     finished run take a copy (copy_repo) rather than paying for another `dvc repro`."""
-    from test_pipeline import run, tiny_repo
-
     root = tmp_path_factory.mktemp("baseline") / "repo"
     env = tiny_repo(root)
     first = run(["dvc", "repro"], root, env)
@@ -178,9 +131,54 @@ def tiny_baseline(tmp_path_factory):
     return root, env, first
 
 
-def copy_repo(baseline, dest):
-    """A private copy of the baseline repository (git history, DVC cache, outputs, MLflow store)."""
-    import shutil
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """`mlflow server` on a free port with a SQLite backend and a local artifact root; its URI.
+    Always stopped afterwards: the whole process group (uvicorn runs workers as children)."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--default-artifact-root", str(tmp_path / "artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180  # about 15 s on an idle 2-core machine
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not answer /health in 180 s"
+            time.sleep(1)
+        yield uri, tmp_path / "artifacts"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
 
-    shutil.copytree(baseline[0], dest, symlinks=True)
-    return dest
+
+@pytest.fixture(scope="module")
+def resume_data(tmp_path_factory):
+    """Prepared arrays and a palette big enough for several steps per epoch."""
+    from chromalab.download import download
+    from chromalab.palette import build_palette
+    from chromalab.prepare import prepare
+
+    root = tmp_path_factory.mktemp("resume_data")
+    download(DataParams(source="folder", path=str(write_photo_folder(root / "photos"))), root / "raw")
+    prepare(PrepareParams(size=32, crops_per_image=12, val_fraction=0.2, test_fraction=0.2), root / "raw",
+            root / "prepared")
+    build_palette(PaletteParams(k=8, sample_pixels=5000), root / "prepared", root / "palette", root / "palette.png")
+    return root / "prepared", root / "palette"

@@ -30,8 +30,7 @@ from chromalab.config import DataParams, PaletteParams
 from chromalab.data.manifest import read_manifest
 from chromalab.images import MAX_PIXELS, load_rgb
 
-from conftest import TINY_PREPARE, real_photos, write_photo_folder
-from test_pipeline import REPO, TINY
+from helpers import REPO, TINY, TINY_PREPARE, real_photos, write_photo_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from chromalab.report import build_report
-from test_report import img_srcs, write_eval
+from helpers import img_srcs, write_eval
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(

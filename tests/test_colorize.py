@@ -6,10 +6,11 @@ import pytest
 from PIL import Image
 
 from chromalab import cli, color
-from chromalab.colorize import default_model_name, working_shape
+from chromalab.colorize import working_shape
+from chromalab.model_choice import default_model_name
 from chromalab.errors import UserError
 
-from conftest import real_photos
+from helpers import real_photos
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_default_model_is_the_one_metrics_json_recommends(repo):
 
 
 def test_default_model_of_an_older_metrics_file_follows_the_same_rule(repo):
-    # No "recommended" key (a report from before it was recorded): report.recommended_model decides,
+    # No "recommended" key (a report from before it was recorded): recommend.recommended_model decides,
     # with params.yaml's threshold, and never picks the grey baseline.
     metrics = repo / "reports" / "metrics.json"
     metrics.write_text(json.dumps({"vivid": {"psnr": 21.0, "delta_colorfulness": 2.0},
@@ -181,7 +182,7 @@ def test_colours_outside_the_srgb_gamut_lose_chroma_not_hue():
 
 
 def test_colorize_works_at_the_model_working_size_unless_told(repo):
-    from chromalab.colorize import load
+    from chromalab.model_choice import load
 
     runner, info = load("tiny", None, "cpu", root=repo)
     assert runner.size == info["image_size"] == 32  # trained at 32 px without eval_size: its working size

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import train_tiny
+from helpers import train_tiny
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "colour_tradeoff.py"
 

@@ -214,20 +214,35 @@ def test_league_returns_the_names_in_order():
 
 
 def test_unknown_network_lists_the_known_ones():
-    params = {"models": {"mine": {"network": "resnet9000"}}}
+    from chromalab.colorizer import check_names
+    from chromalab.models import list_models
+
+    model = model_params({"models": {"mine": {"network": "resnet9000"}}}, "mine")  # params alone: no registry
     with pytest.raises(UserError) as err:
-        model_params(params, "mine")
+        check_names("models.mine", model.network, model.representation)
     message = str(err.value)
     assert message.startswith("models.mine.network:")
     assert "'resnet9000'" in message
-    from chromalab.models import list_models
-
     assert f"known: {', '.join(list_models())}" in message and "unet" in message
 
 
 def test_unknown_representation_lists_the_known_ones():
+    from chromalab.colorizer import check_names
+
     with pytest.raises(UserError, match=r"^models\.mine\.representation: .*known: .*\bab\b"):
-        model_params({"models": {"mine": {"representation": "hsv"}}}, "mine")
+        check_names("models.mine", "unet", "hsv")
+
+
+def test_params_validation_does_not_import_torch():
+    """The sections are checked before anything heavy loads (a typo fails in a second)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from chromalab import config; "
+            "config.model_params({'models': {'m': {'network': 'x'}}}, 'm'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_model_missing_from_models_is_rejected_with_a_suggestion():

@@ -9,6 +9,7 @@ from chromalab import checkpoint
 from chromalab.config import EvaluateParams
 from chromalab.errors import UserError
 from chromalab.evaluate import evaluate, gallery_rows
+from helpers import real_photos, train_tiny
 
 PARAMS = EvaluateParams(batch_size=3, gallery=3, seed=0)
 KEYS = {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt", "delta_colorfulness",
@@ -72,8 +73,6 @@ def test_metrics_say_which_knobs_the_model_used(tmp_path, prepared_dir, palette_
 def _photo_folder(tmp_path, grey=False):
     """Two real colour photos at their own (non-square, larger than training) size; with `grey`,
     also an already-grey photo (as Set14 has two)."""
-    from conftest import real_photos
-
     folder = tmp_path / "fullres"
     folder.mkdir()
     for name in ("chelsea", "coffee"):
@@ -133,8 +132,6 @@ def test_missing_photos_folder_is_a_user_error_naming_the_key(tmp_path, prepared
 
 
 def test_palette_models_report_seed_000s_palette_index_accuracy(tmp_path, prepared_dir, palette_dir, mlflow_uri):
-    from conftest import train_tiny
-
     train_tiny(tmp_path, prepared_dir, name="pal", palette_dir=palette_dir,
                model=dict(network="kmeans_cnn", representation="palette", network_args={"channels": 8}))
     _, result = _run(tmp_path, "pal", prepared_dir, palette_dir)

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from chromalab import config
-from chromalab.colorize import Colorize
+from chromalab.colorize import FullResolution
 from chromalab.data.lab_arrays import LabBatches, load_summary
-from chromalab.train import batch_loss, build_colorizer, precompute
+from chromalab.colorizer import batch_loss, build_colorizer
+from chromalab.feature_cache import precompute
 
-from conftest import real_photos
+from helpers import real_photos
 
 PARAMS = config.load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 LEAGUE = config.league(PARAMS)
@@ -57,5 +58,5 @@ def test_model_trains_predicts_at_two_sizes_and_colorizes(name, prepared_dir, pa
             assert ab.abs().max() <= 110.0 + 1e-3
 
     photo = real_photos()["coffee"][:77, :101]  # odd-sized
-    rgb = Colorize(colorizer, size=summary["size"], device=torch.device("cpu"))(photo)
+    rgb = FullResolution(colorizer, size=summary["size"], device=torch.device("cpu"))(photo)
     assert rgb.shape == photo.shape and rgb.dtype == np.uint8

@@ -294,7 +294,7 @@ def test_training_precomputes_the_frozen_embedding_and_the_checkpoint_reloads(tm
     """The real training loop with a pre-trained (file) embedder: embeddings computed once per split,
     only the trainable parameters optimised, the best checkpoint rebuilt and colorizing."""
     from chromalab import checkpoint, train as train_module
-    from conftest import train_tiny
+    from helpers import train_tiny
 
     path = tmp_path / "embedder.pth"
     path.write_bytes(small_weights[0].read_bytes())

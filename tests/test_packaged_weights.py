@@ -3,7 +3,6 @@ cat photo is classified as a cat), checked by sha256 before loading, mapped tens
 fed the normalisation they were trained with; a checkpoint leaves them out and gets them back."""
 
 import hashlib
-import shutil
 from collections import OrderedDict
 
 import numpy as np

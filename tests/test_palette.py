@@ -15,7 +15,7 @@ from chromalab.errors import UserError
 from chromalab.palette import AB_RANGE, Gamut, build_palette, fit_gamut, sample_pixels
 from chromalab.prepare import prepare
 
-from conftest import TINY_PREPARE, write_photo_folder
+from helpers import TINY_PREPARE, write_photo_folder
 
 FIXTURE_PALETTE = PaletteParams(k=8, sample_pixels=5000)  # what conftest's palette_dir builds
 

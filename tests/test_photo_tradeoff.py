@@ -11,7 +11,7 @@ from chromalab.config import EvaluateParams
 from chromalab.evaluate import evaluate
 from chromalab.report import build_report
 
-from conftest import train_tiny
+from helpers import train_tiny
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_tradeoff.py"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

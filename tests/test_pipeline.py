@@ -2,64 +2,15 @@
 with the real builtin photos, a real SQLite MLflow store, then the commands a user runs next."""
 
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
-TINY = {
-    "data": {"source": "builtin"},
-    "prepare": {"size": 32, "crops_per_image": 6, "seed": 0},
-    "palette": {"k": 8, "sample_pixels": 5000},
-    "league": ["unet"],
-    "models": {"unet": {"network": "unet", "representation": "ab", "network_args": {"base_channels": 8}}},
-    "train": {"epochs": 2, "batch_size": 16},
-    "evaluate": {"gallery": 3},
-    "report": {"max_delta_colorfulness": 5},
-}
-
-
-def run(args, cwd, env, check=True):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def tiny_repo(root: Path, params: dict = TINY) -> dict:
-    """Make `root` a fresh git + DVC repository holding the pipeline and `params` (the tiny profile
-    by default), committed; returns the environment to run git and dvc in it with."""
-    root.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "pipeline", "src"):
-        src = REPO / item
-        shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir() \
-            else shutil.copy(src, root / item)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("/data/\n/mlflow.db\n/mlartifacts/\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
-    run(["git", "init", "-q", "-b", "main"], root, env)
-    run(["dvc", "init", "-q"], root, env)
-    run(["dvc", "config", "core.analytics", "false"], root, env)
-    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")  # dvc.yaml's plot templates
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "tiny pipeline"], root, env)
-    return env
+from helpers import copy_repo, run
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_baseline):
-    from conftest import copy_repo
-
     root = copy_repo(tiny_baseline, tmp_path_factory.mktemp("pipeline") / "repo")
     return root, tiny_baseline[1], tiny_baseline[2]
 

@@ -19,7 +19,7 @@ from chromalab.errors import UserError
 from chromalab.images import load_rgb
 from chromalab.prepare import SPLITS, prepare
 
-from conftest import TINY_PREPARE, real_photos, write_photo_folder
+from helpers import TINY_PREPARE, real_photos, write_photo_folder
 
 
 def read_prepared_manifest(prepared_dir: Path) -> list[dict]:

@@ -29,7 +29,7 @@ from chromalab.data import public, sources
 from chromalab.data.manifest import read_manifest
 from chromalab.download import download
 from chromalab.errors import UserError
-from conftest import real_photos
+from helpers import real_photos
 from local_server import DROP, UNAVAILABLE, FileServer
 
 SCRIPT = Path(__file__).resolve().parents[1] / "pipeline" / "download.py"

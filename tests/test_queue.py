@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_pipeline import run
+from helpers import copy_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +26,6 @@ def queue_statuses(root, env) -> dict[str, str]:
 
 
 def test_two_queued_experiments_run_in_parallel_and_both_log_to_one_sqlite_store(tmp_path, tiny_baseline):
-    from conftest import copy_repo
-
     # A finished, committed baseline: the experiments rerun only training and after.
     root, env = copy_repo(tiny_baseline, tmp_path / "repo"), tiny_baseline[1]
     for name, batch_size in EXPERIMENTS.items():

@@ -13,7 +13,7 @@ from chromalab.config import EvaluateParams
 from chromalab.errors import UserError
 from chromalab.evaluate import evaluate
 
-from conftest import real_photos, train_tiny
+from helpers import real_photos, train_tiny
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

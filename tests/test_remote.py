@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from test_pipeline import run
+from helpers import copy_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +20,6 @@ def digests(root, folders=("data", "reports")) -> dict[str, str]:
 
 
 def test_a_fresh_clone_pulls_every_output_from_the_remote_and_has_nothing_to_rerun(tmp_path, tiny_baseline):
-    from conftest import copy_repo
-
     origin, storage, clone = tmp_path / "origin", tmp_path / "storage", tmp_path / "clone"
     copy_repo(tiny_baseline, origin)  # the tiny pipeline, reproduced
     env = tiny_baseline[1]

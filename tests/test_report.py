@@ -1,8 +1,7 @@
 """The report stage: metrics.json, comparison.md, index.html, curves and hero.png from evaluation
-folders written here (real PNGs and CSVs in the evaluate and train stages' layout)."""
+folders written by helpers.write_eval (real PNGs and CSVs in the evaluate and train stages' layout)."""
 
 import csv
-import html.parser
 import importlib.util
 import json
 import logging
@@ -15,68 +14,12 @@ from PIL import Image
 
 from chromalab.config import ReportParams
 from chromalab.errors import UserError
-from chromalab.report import METRICS, build_report, recommended_model
+from chromalab.recommend import recommended_model
+from chromalab.records import METRICS
+from chromalab.report import build_report
+from helpers import GALLERY, REPO, img_srcs, write_eval
 
-REPO = Path(__file__).resolve().parents[1]
-GALLERY = 3
 OUTPUTS = ("metrics.json", "comparison.md", "index.html", "hero.png", "gallery.png", "curves")
-
-# unet: better PSNR/SSIM/AuC; tiny: better ΔCF and speed. grey's ΔCF is signed and most negative.
-METRICS_BY_NAME = {
-    "unet": dict(psnr=24.5012, ssim=0.91234, auc=0.8812, auc_rebalanced=0.6123, colorfulness=28.1,
-                 colorfulness_gt=33.0, delta_colorfulness=-4.9, images_per_second=850.0),
-    "tiny": dict(psnr=23.9, ssim=0.9011, auc=0.8701, auc_rebalanced=0.6302, colorfulness=31.2,
-                 colorfulness_gt=33.0, delta_colorfulness=-1.8, images_per_second=2400.0),
-    "grey": dict(psnr=22.1, ssim=0.8899, auc=0.8456, auc_rebalanced=0.5001, colorfulness=0.0,
-                 colorfulness_gt=33.0, delta_colorfulness=-33.0, images_per_second=90000.0),
-}
-DESCRIPTION = {
-    "unet": dict(network="unet", representation="ab", parameters=1_234_567, train_seconds=61.5),
-    "tiny": dict(network="tiny_cnn", representation="classes", parameters=45_600, train_seconds=12.0,
-                 setup="embedder=<small_net>, pretrained=False"),
-    "grey": dict(network=None, representation=None, parameters=0, train_seconds=None),
-}
-
-
-def _png(path: Path, seed: int, grey: bool = False) -> None:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
-    if grey:
-        pixels[...] = pixels.mean(axis=2, keepdims=True).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-
-
-def _csv(path: Path, header: list[str], rows) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def write_eval(reports: Path, names: dict[str, str], palette: bool = True, curves: bool = True) -> None:
-    """An evaluate stage's outputs (and the train stage's history); `names` maps each folder name
-    to its fixture's metrics."""
-    for seed, (name, kind) in enumerate(names.items()):
-        folder = reports / "eval" / name
-        folder.mkdir(parents=True)
-        data = {**METRICS_BY_NAME[kind], "images": 120, **DESCRIPTION[kind]}
-        (folder / "metrics.json").write_text(json.dumps(data), encoding="utf-8")
-        for i in range(GALLERY):
-            _png(folder / "gallery" / f"{i:02d}.png", seed * 100 + i, grey=name == "grey")
-        if curves:
-            steep = 1 + seed  # each model's CDF rises at its own pace
-            _csv(folder / "auc_curve.csv", ["threshold", "cdf", "cdf_rebalanced"],
-                 [(t, round(min(1.0, t * steep / 60), 6), round(min(1.0, t * steep / 80), 6)) for t in range(151)])
-            if name != "grey":
-                _csv(reports / "train" / name / "history.csv",
-                     ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds"],
-                     [(e, 0.05 / e, 0.06 / e + 0.01, 20 + e / 2, 0.001, 2.0 * steep) for e in (1, 2, 3)])
-    for i in range(GALLERY):
-        _png(reports / "eval" / "grey" / "truth" / f"{i:02d}.png", 1000 + i)
-    if palette:
-        _png(reports / "palette.png", 7)
 
 
 @pytest.fixture
@@ -84,22 +27,6 @@ def reports(tmp_path):
     reports = tmp_path / "reports"
     write_eval(reports, {"unet": "unet", "tiny": "tiny", "grey": "grey"})
     return reports
-
-
-class _Images(html.parser.HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.srcs = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.srcs.append(dict(attrs)["src"])
-
-
-def img_srcs(page: str) -> list[str]:
-    parser = _Images()
-    parser.feed(page)
-    return parser.srcs
 
 
 def table_rows(markdown: str) -> dict[str, dict[str, str]]:

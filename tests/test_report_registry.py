@@ -16,8 +16,7 @@ from PIL import Image
 from chromalab import cli
 from chromalab.config import DataParams
 from chromalab.report import build_report
-from conftest import TINY_PREPARE, real_photos, train_tiny, write_photo_folder
-from test_report import write_eval
+from helpers import TINY_PREPARE, real_photos, train_tiny, write_eval, write_photo_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

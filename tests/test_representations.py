@@ -1,6 +1,6 @@
 """Colour representations (rgb, palette, bins) and the torch Lab <-> RGB conversion they use.
 
-Real data throughout: crops of the real photos that tests/conftest.py ships, run through the real
+Real data throughout: crops of the real photos that tests/helpers.py ships, run through the real
 download, prepare and palette stages (k = 8 from 5000 pixels, 10-unit ab grid, as conftest's
 `palette_dir`). Most tests share one module-scoped copy of that data to stay fast; the checkpoint
 test uses conftest's own `palette_dir` fixture.
@@ -34,7 +34,7 @@ from chromalab.data.lab_arrays import load_split
 from chromalab.errors import UserError
 from chromalab.representations import create_representation, representation_args
 
-from conftest import TINY_PREPARE, real_photos, write_photo_folder
+from helpers import TINY_PREPARE, real_photos, write_photo_folder
 
 REPS = ("rgb", "palette", "bins")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from test_pipeline import run
+from helpers import copy_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,6 @@ def scores(root) -> dict:
 
 def test_the_tiny_profile_rerun_from_scratch_and_killed_mid_training_ends_with_identical_metrics(
         tmp_path, tiny_baseline):
-    from conftest import copy_repo
-
     root = copy_repo(tiny_baseline, tmp_path / "repo")
     env = tiny_baseline[1]
     lock_before = (root / "dvc.lock").read_text()

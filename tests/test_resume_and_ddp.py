@@ -4,8 +4,6 @@ the real stage script, run as a user's `dvc repro` runs it, in a small workspace
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,37 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from chromalab.config import PrepareParams
-
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "pipeline" / "train.py"
+from helpers import TRAIN_SCRIPT, stage_env, train_params, train_workspace
 
 pytestmark = pytest.mark.slow
 
 
-def _workspace(root: Path, source_prepared: Path, source_palette: Path, params: dict) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(source_prepared, root / "data" / "prepared")
-    shutil.copytree(source_palette, root / "data" / "palette")
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / "dvc.yaml").write_text("stages: {}\n")
-    return root
-
-
-def _env(root: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    # Tracking off: these tests are about the training state; resuming with MLflow on is covered by
-    # tests/test_rerun_and_interrupt.py, and each fresh SQLite store costs seconds to set up.
-    env.update(DVC_ROOT=str(root), CHROMALAB_MLFLOW="off", OMP_NUM_THREADS="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
-    env.update(extra)
-    return env
-
-
 def _train(root: Path, model: str, **extra) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(SCRIPT), model], cwd=root, env=_env(root, **extra),
+    result = subprocess.run([sys.executable, str(TRAIN_SCRIPT), model], cwd=root, env=stage_env(root, **extra),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return result
@@ -59,42 +34,16 @@ def _weights(root: Path, model: str, which: str = "last.pt") -> dict:
     return torch.load(root / "data" / "models" / model / which, weights_only=True)["state_dict"]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Prepared arrays and a palette big enough for several steps per epoch."""
-    from conftest import write_photo_folder
-    from chromalab.config import DataParams, PaletteParams
-    from chromalab.download import download
-    from chromalab.palette import build_palette
-    from chromalab.prepare import prepare
-
-    root = tmp_path_factory.mktemp("resume_data")
-    download(DataParams(source="folder", path=str(write_photo_folder(root / "photos"))), root / "raw")
-    prepare(PrepareParams(size=32, crops_per_image=12, val_fraction=0.2, test_fraction=0.2), root / "raw",
-            root / "prepared")
-    build_palette(PaletteParams(k=8, sample_pixels=5000), root / "prepared", root / "palette", root / "palette.png")
-    return root / "prepared", root / "palette"
-
-
-def _params(network_args: dict, network="unet", **train) -> dict:
-    return {
-        "league": ["net"],
-        "models": {"net": {"network": network, "representation": "ab", "network_args": network_args}},
-        "train": {"epochs": 3, "batch_size": 8, "lr": 0.003, "translate": 2, "schedule": "cosine",
-                  "checkpoint_every": 1, **train},
-    }
-
-
-def test_training_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(tmp_path, data):
+def test_training_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(tmp_path, resume_data):
     # Five epochs: the kill comes in the second, and the three after it leave the poller a wide
     # window (with three, a fast idle machine once finished before the poller saw epoch 2 begin).
-    params = _params({"base_channels": 16}, epochs=5)
-    straight = _workspace(tmp_path / "straight", *data, params)
+    params = train_params({"base_channels": 16}, epochs=5)
+    straight = train_workspace(tmp_path / "straight", *resume_data, params)
     _train(straight, "net")
 
-    killed = _workspace(tmp_path / "killed", *data, params)
+    killed = train_workspace(tmp_path / "killed", *resume_data, params)
     state_file = killed / "data" / "resume" / "net" / "state.pt"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "net"], cwd=killed, env=_env(killed),
+    proc = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), "net"], cwd=killed, env=stage_env(killed),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -124,8 +73,8 @@ def test_training_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(t
         assert all(torch.equal(a[k], b[k]) for k in a), which
 
 
-def test_a_snapshot_from_other_params_is_not_resumed(tmp_path, data):
-    root = _workspace(tmp_path / "ws", *data, _params({"base_channels": 8}, epochs=1))
+def test_a_snapshot_from_other_params_is_not_resumed(tmp_path, resume_data):
+    root = train_workspace(tmp_path / "ws", *resume_data, train_params({"base_channels": 8}, epochs=1))
     state_file = root / "data" / "resume" / "net" / "state.pt"
     state_file.parent.mkdir(parents=True)
     torch.save({"format": "chromalab-resume/1", "fingerprint": "another run"}, state_file)
@@ -134,14 +83,16 @@ def test_a_snapshot_from_other_params_is_not_resumed(tmp_path, data):
     assert len(_history(root, "net")) == 1
 
 
-def test_two_gloo_processes_under_torchrun_match_one_process(tmp_path, data):
+def test_two_gloo_processes_under_torchrun_match_one_process(tmp_path, resume_data):
     """kmeans_cnn has no BatchNorm (whose statistics are per process on the CPU) and no dropout,
     so 2 processes with half-batches must take the same steps as 1 process: the same rows per
     global batch, the same per-image augmentation, averaged gradients. Tolerance: float32
     summation order, 1e-5 on every weight and on the validation loss."""
-    single = _workspace(tmp_path / "one", *data, _params({"channels": 8}, network="kmeans_cnn", epochs=2))
+    single = train_workspace(tmp_path / "one", *resume_data,
+                             train_params({"channels": 8}, network="kmeans_cnn", epochs=2))
     _train(single, "net")
-    double = _workspace(tmp_path / "two", *data, _params({"channels": 8}, network="kmeans_cnn", epochs=2, nproc=2))
+    double = train_workspace(tmp_path / "two", *resume_data,
+                             train_params({"channels": 8}, network="kmeans_cnn", epochs=2, nproc=2))
     result = _train(double, "net")
     assert "x 2 processes" in result.stderr
     a, b = _weights(single, "net"), _weights(double, "net")

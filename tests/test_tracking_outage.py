@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from test_mlflow_server import mlflow_server  # noqa: F401 (a fixture)
-from test_resume_and_ddp import SCRIPT, _env, _params, _workspace, data  # noqa: F401 (data is a fixture)
+from helpers import TRAIN_SCRIPT, stage_env, train_params, train_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +25,12 @@ def _epochs_done(root) -> int:
         return len(list(csv.DictReader(f)))
 
 
-def test_server_dying_mid_run_keeps_the_model_and_relog_records_it_later(tmp_path, data, mlflow_server):
+def test_server_dying_mid_run_keeps_the_model_and_relog_records_it_later(tmp_path, resume_data, mlflow_server):
     uri, _ = mlflow_server
-    root = _workspace(tmp_path / "ws", *data, _params({"base_channels": 16}, epochs=6))
-    env = _env(root, CHROMALAB_MLFLOW="on", MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-               MLFLOW_HTTP_REQUEST_TIMEOUT="5")
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "net"], cwd=root, env=env,
+    root = train_workspace(tmp_path / "ws", *resume_data, train_params({"base_channels": 16}, epochs=6))
+    env = stage_env(root, CHROMALAB_MLFLOW="on", MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                    MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    proc = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), "net"], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while _epochs_done(root) < 1 and proc.poll() is None and time.monotonic() < deadline:
@@ -56,7 +55,7 @@ def test_server_dying_mid_run_keeps_the_model_and_relog_records_it_later(tmp_pat
 
     # Later, against a store that works (here a SQLite file), the documented command logs it all.
     store = tmp_path / "later.db"
-    relog_env = {**_env(root, CHROMALAB_MLFLOW="on"), "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    relog_env = {**stage_env(root, CHROMALAB_MLFLOW="on"), "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
     result = subprocess.run([sys.executable, "-m", "chromalab.cli", "relog", "net"], cwd=root, env=relog_env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

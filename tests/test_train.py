@@ -1,17 +1,18 @@
 import csv
 
 import mlflow
-import numpy as np
 import pytest
 import torch
 
 from chromalab import checkpoint, tracking
 from chromalab.config import ModelParams, TrainParams
 from chromalab.errors import UserError
+from chromalab.augment import augment, augmentation_table
+from chromalab.device import select_device
 from chromalab.prepare import prepare
-from chromalab.train import augment, augmentation_table, lr_factor, select_device, train
+from chromalab.train import lr_factor, train
 
-from conftest import TINY_MODEL, TINY_PREPARE, train_tiny
+from helpers import TINY_MODEL, TINY_PREPARE, train_tiny
 
 
 def _history(tmp_path, name):
@@ -169,7 +170,7 @@ def test_torch_compile_flag_trains_the_same_model_within_float_tolerance(tmp_pat
 
 
 def test_with_a_temperature_sweep_the_epoch_is_chosen_by_faithful_colour_then_psnr():
-    from chromalab.train import _better
+    from chromalab.selection import better as _better
 
     best = {"val_loss": 1.0, "val_psnr": 23.0, "val_delta_colorfulness": 9.0}
     faithful = {"val_loss": 2.0, "val_psnr": 22.0, "val_delta_colorfulness": 4.0}

@@ -1,5 +1,6 @@
 """Atomic outputs: write beside the target, then rename, so an interrupted stage never leaves a
-file or folder that looks complete (and DVC never caches half an output)."""
+file or folder that looks complete (and DVC never caches half an output). And their reading back:
+`read_json` turns a missing or broken JSON file into a one-line error."""
 
 import contextlib
 import json
@@ -7,6 +8,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from chromalab.errors import UserError
 
 
 def _tmp_sibling(path: Path, is_dir: bool) -> Path:
@@ -54,3 +57,17 @@ def write_json(path, obj) -> None:
 def write_bytes(path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_json(path, missing: str | None = None):
+    """A JSON file's content; None when it does not exist and `missing` is None, else a UserError
+    saying `missing` (what to do)."""
+    path = Path(path)
+    if not path.is_file():
+        if missing is None:
+            return None
+        raise UserError(f"{path}: {missing}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None

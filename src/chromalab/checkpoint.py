@@ -19,7 +19,7 @@ import torch
 
 from chromalab import atomic
 from chromalab.colorizer import Colorizer
-from chromalab.errors import UserError
+from chromalab.errors import UserError, first_line
 
 FORMAT = "chromalab-checkpoint/1"
 
@@ -43,7 +43,7 @@ def read(path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a tampered or foreign file: say what, never unpickle it
-        raise UserError(f"{path}: not a loadable chromalab checkpoint ({str(err).splitlines()[0]})") from None
+        raise UserError(f"{path}: not a loadable chromalab checkpoint ({first_line(err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path}: not a chromalab checkpoint (format {payload.get('format') if isinstance(payload, dict) else None!r})")
     return payload
@@ -92,7 +92,7 @@ def load(path, device="cpu") -> tuple[Colorizer, dict]:
         result = colorizer.load_state_dict(payload["state_dict"], strict=not omitted)
     except RuntimeError as err:
         raise UserError(f"{path}: weights do not fit {config['network']}/{config['representation']} "
-                        f"({str(err).splitlines()[0]})") from None
+                        f"({first_line(err)})") from None
     # BatchNorm fills in a missing num_batches_tracked itself, without calling it missing.
     unaccounted = {k for k in set(omitted) - set(result.missing_keys) if not k.endswith("num_batches_tracked")}
     if omitted and (set(result.missing_keys) - set(omitted) or unaccounted or result.unexpected_keys):

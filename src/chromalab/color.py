@@ -175,3 +175,13 @@ def clamp_to_gamut(L, ab, steps: int = 6):
         good = inside(mid)
         low, high = torch.where(good, mid, low), torch.where(good, high, mid)
     return torch.where(ok, ab, ab * low)
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    """Mean Lab chroma sqrt(a² + b²) of a thumbnail: near 0 for a photo that is already grey."""
+    from PIL import Image
+
+    img = Image.fromarray(rgb)
+    img.thumbnail((128, 128))
+    lab = rgb_to_lab(np.asarray(img))
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())

@@ -1,26 +1,16 @@
 """Colorize a user's photos at full resolution.
 
-The model predicts ab at its working size (the shorter side resized to `size`, by default the
-size it was trained at); ab is upsampled to the photo's size and recombined with the photo's own
+The model predicts ab at its working size (the shorter side resized to `size`); where a colour is
+outside the sRGB gamut at its lightness its chroma is reduced (`color.clamp_to_gamut`: hue and
+lightness kept); ab is upsampled bilinearly to the photo's size and recombined with the photo's own
 full-resolution L, so edges and detail stay as sharp as the input (richzhang/colorization's
-recipe).
-
-The model is chromalab's released model when none is named (release.py: shipped inside the
-package, so a fresh install colorizes out of the box); `recommended`, the model the workspace's
-reports/metrics.json recommends; a league name (data/models/NAME/best.pt); a checkpoint path; or
-an MLflow model URI (`models:/chromalab@champion`, `models:/NAME/3`, `runs:/ID/model`).
-
-Colours are predicted at the working size and upsampled bilinearly (smooth, as colour is); before
-that they are pulled into the sRGB gamut at the working size (`color.clamp_to_gamut`: chroma
-shrunk, hue and lightness kept), so bright or dark regions do not turn into clipped, hue-shifted
-colours.
+recipe). Which model to use is model_choice.py's business.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab import checkpoint, color, config, paths
+from chromalab import color
 from chromalab.errors import UserError
 from chromalab.images import is_image_file, load_rgb, save_png
 
@@ -38,57 +28,7 @@ OUTPUT_PNG_LEVEL = 1
 
 log = logging.getLogger(__name__)
 
-MLFLOW_SCHEMES = ("models:/", "runs:/")
-RECOMMENDED = "recommended"  # --model: the workspace's recommended model
 GLOB_CHARS = set("*?[")
-
-
-def default_model_name(root: Path) -> str:
-    """The model reports/metrics.json recommends (see chromalab.report.recommended_model).
-
-    A metrics file from before the report recorded its recommendation gets the same rule applied
-    here, with params.yaml's threshold, so there is only ever one rule.
-    """
-    from chromalab import report
-
-    path = root / paths.REPORTS / "metrics.json"
-    if not path.is_file():
-        raise UserError(f"{path}: missing, so there is no recommended model; run `dvc repro` or pass --model")
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-    name = metrics.get(report.RECOMMENDED)
-    if isinstance(name, str):
-        return name
-    records = [{"name": k, **v} for k, v in metrics.items()
-               if isinstance(v, dict) and {"psnr", "delta_colorfulness"} <= set(v)]
-    params_file = root / config.PARAMS_FILE
-    params = config.section(config.load_params(params_file), "report") if params_file.is_file() \
-        else config.ReportParams()
-    name = report.recommended_model(records, params.max_delta_colorfulness)
-    if name is None:
-        raise UserError(f"{path}: lists no trained model; pass --model")
-    return name
-
-
-def is_mlflow_uri(model: str) -> bool:
-    return model.startswith(MLFLOW_SCHEMES)
-
-
-def resolve_checkpoint(model: str | None, root: Path) -> Path:
-    """--model: a checkpoint path, a league name (data/models/NAME/best.pt), or `recommended` (also
-    None here: the workspace's recommended model)."""
-    if model in (None, RECOMMENDED):
-        model = default_model_name(root)
-        log.info("using %s, the recommended model in reports/metrics.json", model)
-    as_path = Path(model)
-    if as_path.suffix == ".pt" or as_path.is_file():
-        return as_path
-    ckpt = root / paths.MODELS / model / "best.pt"
-    if not ckpt.is_file():
-        raise UserError(f"--model {model}: no checkpoint at {ckpt}; train it with `dvc repro train@{model}`")
-    return ckpt
 
 
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
@@ -98,7 +38,10 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
 
 
 @dataclass
-class Colorize:
+class FullResolution:
+    """A model run on a photo of any size: colours at the working size `size`, the photo's own L at
+    full resolution. (The model itself is a Colorizer, or the GreyBaseline.)"""
+
     colorizer: torch.nn.Module
     size: int
     device: torch.device
@@ -127,47 +70,6 @@ class Colorize:
         """uint8 RGB (H, W, 3), colour or grey -> colorized uint8 RGB of the same size."""
         L, L_small = self.preprocess(rgb)
         return self.postprocess(L, self.predict(L_small))
-
-
-def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
-    """A logged Colorizer and what the registry knows about it (its version tags, set by the report)."""
-    from chromalab import tracking
-
-    tags = tracking.registered_tags(uri)
-    colorizer = tracking.load_logged_model(uri, dev)
-    info = {"model": tags.get("chromalab.model", uri), "network": tags.get("network", "?"),
-            "representation": tags.get("representation", "?"), "source": uri}
-    if tags.get("image_size", "").isdigit():
-        info["image_size"] = int(tags["image_size"])
-    return colorizer, info
-
-
-def load(model: str | None, size: int | None, device: str, root: Path | None = None) -> tuple[Colorize, dict]:
-    """The Colorize for --model/--size/--device, and a description: model, network, representation,
-    source (where it came from) and image_size (its working size: the size it was chosen at on val,
-    when known)."""
-    from chromalab.train import select_device
-
-    root = root or paths.repo_root()
-    dev = select_device(device)
-    if model and is_mlflow_uri(model):
-        colorizer, info = _load_mlflow(model, dev)
-    else:
-        if model is None:
-            from chromalab.release import read_release
-
-            ckpt, _ = read_release()
-        else:
-            ckpt = resolve_checkpoint(model, root)
-        colorizer, cfg = checkpoint.load(ckpt, device=dev)
-        working = cfg.get("working_size") or cfg["image_size"]
-        info = {"model": ("released " if model is None else "") + cfg.get("model", ckpt.stem),
-                "network": cfg["network"], "representation": cfg["representation"], "source": str(ckpt),
-                "image_size": int(working)}
-    if size is None and "image_size" not in info:
-        size = config.PrepareParams().size
-        log.warning("%s does not say what size it was trained at; working at %d px (choose with --size)", model, size)
-    return Colorize(colorizer, size or info["image_size"], dev), info
 
 
 def find_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -219,7 +121,7 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
     return np.concatenate([left, spacer, right], axis=1)
 
 
-def colorize_files(colorize: Colorize, files: list[Path], out_dir: Path, suffix: str = "",
+def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, suffix: str = "",
                    overwrite: bool = False, compare: bool = False, progress: bool = True) -> Outcome:
     """Colorize each file into out_dir/<stem><suffix>.png (with --compare, the input and the output
     side by side); existing outputs are kept unless `overwrite`. A file that fails is recorded and

@@ -22,12 +22,31 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import logging
+
 from chromalab import color
-from chromalab.models import create_model
-from chromalab.representations import create_representation
+from chromalab.config import GREY, ModelParams
+from chromalab.errors import UserError
+from chromalab.models import create_model, list_models, registry
+from chromalab import representations
+from chromalab.representations import create_representation, list_representations
+
+log = logging.getLogger(__name__)
+
+
+def check_names(key: str, network: str, representation: str) -> None:
+    """A one-line error naming `key` (e.g. models.unet) when the network or the representation is
+    not registered."""
+    if network not in list_models():
+        raise UserError(f"{key}.network: unknown network {network!r}; known: {', '.join(list_models())}")
+    if representation not in list_representations():
+        raise UserError(f"{key}.representation: unknown representation {representation!r}; "
+                        f"known: {', '.join(list_representations())}")
 
 
 class Colorizer(nn.Module):
+    runs_network = True
+
     def __init__(self, network: str, representation: str, network_args: dict | None = None,
                  representation_args: dict | None = None):
         super().__init__()
@@ -74,6 +93,44 @@ class Colorizer(nn.Module):
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             L = nn.functional.pad(L, (0, pad_w, 0, pad_h), mode=mode)
         return self.decode(self.outputs(L), L)[..., :h, :w]
+
+
+def batch_loss(colorizer: "Colorizer", batch: dict, class_loss_weight: float, extra: dict, outputs=None):
+    """The representation's loss, plus α·CE(class) where the network has a class head and the
+    batch has labels (Iizuka et al.). `outputs` computes the network's outputs (the colorizer's
+    own method, or its DistributedDataParallel wrapper)."""
+    L, ab, label = batch["L"], batch["ab"], batch["label"]
+    out, logits = (outputs if outputs is not None else colorizer.outputs_and_classes)(L, **extra)
+    loss = colorizer.loss(out, L, ab)
+    labelled = label >= 0
+    if logits is not None and class_loss_weight > 0 and labelled.any():
+        loss = loss + class_loss_weight * nn.functional.cross_entropy(logits.float()[labelled], label[labelled])
+    return loss, out
+
+
+def build_colorizer(model: ModelParams, summary: dict, palette_dir) -> tuple[Colorizer, dict, dict]:
+    """The Colorizer a model's params describe, with what the data decides filled in: the palette
+    for palette/bins representations, the number of classes for a network with a class head."""
+    network_args = dict(model.network_args)
+    if "num_classes" in registry.knobs(model.network):
+        network_args["num_classes"] = len(summary.get("labels", []))
+        if not network_args["num_classes"]:
+            log.info("%s: the data has no class labels, so the classification head is disabled", model.network)
+    rep_args = representations.representation_args(model.representation, model.representation_args, palette_dir)
+    return Colorizer(model.network, model.representation, network_args, rep_args), network_args, rep_args
+
+
+class GreyBaseline(nn.Module):
+    """The baseline every model must beat: ab = 0, the grey input itself. It has a Colorizer's
+    inference interface (forward(L) -> ab at any size), so evaluation and colorizing treat it as
+    one more model; it runs no network, so it has no speed to report."""
+
+    name = GREY
+    size_multiple = 1
+    runs_network = False
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        return L.new_zeros((L.shape[0], 2, *L.shape[2:]))
 
 
 def count_parameters(module: nn.Module) -> int:

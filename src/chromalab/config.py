@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 import yaml
 
-from chromalab.errors import UserError
+from chromalab.errors import UserError, first_line
 
 PARAMS_FILE = "params.yaml"
+GREY = "grey"  # the built-in baseline (ab = 0: the grey input itself), reserved as a model name
 
 
 # Which DataParams keys each source reads; a key set for a source that ignores it is a mistake.
@@ -170,20 +171,8 @@ class ModelParams:
     def check(self, key: str) -> None:
         _at_least(key, "class_loss_weight", self.class_loss_weight, 0.0)
         parse_section(f"{key}.train", self.train, TrainParams)  # the same checks as the train section
-        # Imported here: the registries pull in torch, which params validation should not need.
-        from chromalab.models import registry
-        from chromalab import representations
-
-        if self.network not in registry.list_models():
-            raise UserError(
-                f"{key}.network: unknown network {self.network!r}; "
-                f"known: {', '.join(registry.list_models())}"
-            )
-        if self.representation not in representations.list_representations():
-            raise UserError(
-                f"{key}.representation: unknown representation {self.representation!r}; "
-                f"known: {', '.join(representations.list_representations())}"
-            )
+        # network and representation names are checked against their registries by the train
+        # stage (colorizer.check_names), which imports torch anyway; params validation does not.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +293,7 @@ def load_params(path=PARAMS_FILE) -> dict:
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise UserError(f"{path}: not valid YAML ({first_line(err)})") from None
     if not isinstance(params, dict):
         raise UserError(f"{path}: expected a mapping of sections")
     for key in params:
@@ -325,8 +314,8 @@ def league(params: dict) -> list[str]:
         raise UserError(f"league: expected a list of model names, got {names!r}")
     models = params.get("models") or {}
     for name in names:
-        if name == "grey":
-            raise UserError("league: 'grey' is the built-in baseline, not a model to train")
+        if name == GREY:
+            raise UserError(f"league: {GREY!r} is the built-in baseline, not a model to train")
         if name not in models:
             raise UserError(f"league: {name!r} has no entry under models{_did_you_mean(name, models)}")
     return names

@@ -5,7 +5,6 @@ is a bug and keeps its traceback.
 """
 
 import functools
-import logging
 import sys
 
 
@@ -14,6 +13,13 @@ class UserError(Exception):
 
 
 EXIT_USER_ERROR = 2
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message in one line for a one-line error: its first non-empty line, or the
+    exception's type when it has no message."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def exit_on_user_error(main):
@@ -28,11 +34,3 @@ def exit_on_user_error(main):
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper
-
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )

@@ -19,17 +19,17 @@ import torch
 from PIL import Image
 
 from chromalab import atomic, checkpoint, color, tracking
-from chromalab.config import EvaluateParams
+from chromalab.colorize import FullResolution, expand_inputs
+from chromalab.colorizer import GreyBaseline
+from chromalab.config import GREY, EvaluateParams
 from chromalab.data.lab_arrays import load_split
-from chromalab.errors import UserError
+from chromalab.errors import UserError, first_line
 from chromalab.images import load_rgb, save_png
 from chromalab.metrics import MetricAccumulator
 from chromalab.palette import Gamut
-from chromalab.prepare import mean_chroma
 
 log = logging.getLogger(__name__)
 
-GREY = "grey"
 
 
 def gallery_rows(n_test: int, params: EvaluateParams) -> np.ndarray:
@@ -90,12 +90,11 @@ def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(image)
 
 
-def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamut, out_dir: Path) -> dict:
+def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamut, out_dir: Path,
+                    baseline: bool = False) -> dict:
     """Colorize each photo of `evaluate.photos` at full resolution (the same code as `chromalab
     colorize`), then score prediction and truth at photo_size x photo_size: photos_* metrics.
-    A few thumbnails go to out_dir/photos/ (the grey baseline also writes photos_truth/)."""
-    from chromalab.colorize import expand_inputs
-
+    A few thumbnails go to out_dir/photos/ (the baseline also writes the originals to photos_truth/)."""
     folder = Path(params.photos).expanduser()
     if not folder.is_dir():
         raise UserError(f"evaluate.photos: {folder}: folder not found")
@@ -108,7 +107,7 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
         rgb = load_rgb(path)
         # A photo that is already grey scores the grey baseline's capped 100 dB: it would decide
         # the mean PSNR alone. Skipped, as prepare drops such photos from the splits.
-        if mean_chroma(rgb) < params.photos_min_chroma:
+        if color.mean_chroma(rgb) < params.photos_min_chroma:
             grey.append(path.name)
             continue
         t0 = time.perf_counter()
@@ -120,7 +119,7 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
         accumulator.update(truth[None, :1], pred[None, 1:], truth[None, 1:])
         if shown < params.photos_shown:
             save_png(out_dir / "photos" / f"{shown:02d}.png", _thumbnail(colored, 384))
-            if name == GREY:
+            if baseline:
                 save_png(out_dir / "photos_truth" / f"{shown:02d}.png", _thumbnail(rgb, 384))
             shown += 1
     if grey:
@@ -132,7 +131,7 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
     scores = {f"photos_{k}": v for k, v in accumulator.result().items()}
     scores["photos_count"] = len(files) - len(grey)
     scores["photos_skipped_grey"] = len(grey)
-    scores["photos_seconds_per_megapixel"] = seconds / megapixels if name != GREY else 0.0
+    scores["photos_seconds_per_megapixel"] = 0.0 if baseline else seconds / megapixels
     log.info("%s on %d full-resolution photos (scored at %d px): PSNR %.2f dB, ΔCF %.1f", name, scores["photos_count"],
              params.photo_size, scores["photos_psnr"], scores["photos_delta_colorfulness"])
     return scores
@@ -147,76 +146,76 @@ def palette_accuracy(colorizer, L: np.ndarray, truth: np.ndarray) -> tuple[int, 
     return int((out.argmax(dim=1) == target).sum()), target.numel()
 
 
+def load_model(name: str, params: EvaluateParams, models_dir) -> tuple[torch.nn.Module, dict, dict | None, int]:
+    """The model to score (the grey baseline for `grey`), what the report shows of it, its run.json
+    (None for the baseline), and the working size its full-resolution photos are colorized at."""
+    if name == GREY:
+        description = {"network": None, "representation": None, "parameters": 0, "train_seconds": None}
+        return GreyBaseline(), description, None, params.working_size or params.photo_size
+    colorizer, config = checkpoint.load(Path(models_dir) / name / "best.pt")
+    description = {k: config.get(k) for k in ("network", "representation", "parameters", "train_seconds")}
+    description.update(best_epoch=config.get("epoch"), setup=describe_setup(config),
+                       weights=describe_weights(config.get("network_args", {})))
+    run = tracking.read_run_file(Path(models_dir) / name / "run.json")
+    return colorizer, description, run, params.working_size or config.get("working_size") or config["image_size"]
+
+
+def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Gamut, out_dir: Path) -> tuple[dict, dict]:
+    """The test metrics and the error CDF; the gallery's pictures (and, for the baseline, the
+    ground truth's) go to out_dir."""
+    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
+    shown = {int(row): i for i, row in enumerate(gallery_rows(len(L_all), params))}
+    baseline = isinstance(colorizer, GreyBaseline)
+    counts_palette = getattr(getattr(colorizer, "representation", None), "name", None) == "palette"
+
+    @torch.no_grad()
+    def predict(L):
+        return colorizer(torch.from_numpy(L)).numpy()
+
+    seconds, images, hits, pixels = 0.0, 0, 0, 0
+    for start, L, pred, took in _predict_batches(predict, L_all, params.batch_size):
+        truth = np.asarray(ab_all[start : start + len(L)], np.float32)
+        accumulator.update(L, pred, truth)
+        seconds, images = seconds + took, images + len(L)
+        if counts_palette:
+            with torch.no_grad():
+                hit, count = palette_accuracy(colorizer, L, truth)
+            hits, pixels = hits + hit, pixels + count
+        for i in range(len(L)):
+            if start + i in shown:
+                index = shown[start + i]
+                save_png(out_dir / "gallery" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], pred[i]))
+                if baseline:
+                    save_png(out_dir / "truth" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], truth[i]))
+    scores = accumulator.result()
+    # The baseline runs no network: a speed would mean nothing.
+    scores["images_per_second"] = 0.0 if baseline else images / seconds if seconds > 0 else float("inf")
+    if counts_palette:
+        scores["palette_accuracy"] = hits / pixels
+    return scores, accumulator.curve()
+
+
 def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, models_dir, out_dir) -> dict:
     out_dir = Path(out_dir)
     L_all, ab_all = load_split(prepared_dir, "test")
     if len(L_all) == 0:
         raise UserError(f"{prepared_dir}: the test split is empty; raise prepare.test_fraction")
     gamut = Gamut.load(palette_dir)
-    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
-    shown = {int(row): i for i, row in enumerate(gallery_rows(len(L_all), params))}
-
-    if name == GREY:
-        description = {"network": None, "representation": None, "parameters": 0, "train_seconds": None}
-        run = None
-
-        def predict(L):
-            return np.zeros((len(L), 2, *L.shape[2:]), np.float32)
-
-        def colorize_rgb(rgb):
-            lab = color.rgb_to_lab(rgb)
-            return color.lab_planes_to_rgb_uint8(lab[None, ..., 0], np.zeros((2, *lab.shape[:2]), np.float32))
-    else:
-        ckpt = Path(models_dir) / name / "best.pt"
-        colorizer, config = checkpoint.load(ckpt)
-        description = {k: config.get(k) for k in ("network", "representation", "parameters", "train_seconds")}
-        description["best_epoch"] = config.get("epoch")
-        description["setup"] = describe_setup(config)
-        description["weights"] = describe_weights(config.get("network_args", {}))
-        run = tracking.read_run_file(Path(models_dir) / name / "run.json")
-
-        @torch.no_grad()
-        def predict(L):
-            return colorizer(torch.from_numpy(L)).numpy()
-
-        from chromalab.colorize import Colorize
-
-        working = params.working_size or config.get("working_size") or config["image_size"]
-        colorize_rgb = Colorize(colorizer, working, torch.device("cpu"))
-
-    seconds, images, hits, pixels = 0.0, 0, 0, 0
-    counts_palette = name != GREY and description["representation"] == "palette"
+    colorizer, description, run, working = load_model(name, params, models_dir)
     with atomic.atomic_path(out_dir, is_dir=True) as tmp:
-        for start, L, pred, took in _predict_batches(predict, L_all, params.batch_size):
-            truth = np.asarray(ab_all[start : start + len(L)], np.float32)
-            accumulator.update(L, pred, truth)
-            seconds, images = seconds + took, images + len(L)
-            if counts_palette:
-                with torch.no_grad():
-                    hit, count = palette_accuracy(colorizer, L, truth)
-                hits, pixels = hits + hit, pixels + count
-            for i in range(len(L)):
-                if start + i in shown:
-                    index = shown[start + i]
-                    save_png(tmp / "gallery" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], pred[i]))
-                    if name == GREY:
-                        save_png(tmp / "truth" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], truth[i]))
-        scores = accumulator.result()
-        scores["images_per_second"] = images / seconds if seconds > 0 else float("inf")
-        if name == GREY:
-            scores["images_per_second"] = 0.0  # no network: a speed would mean nothing
-        if counts_palette:
-            scores["palette_accuracy"] = hits / pixels
+        scores, curve = score_test_split(colorizer, L_all, ab_all, params, gamut, tmp)
         if params.photos:
-            scores.update(evaluate_photos(name, colorize_rgb, params, gamut, tmp))
+            colorize_rgb = FullResolution(colorizer, working, torch.device("cpu"))
+            scores.update(evaluate_photos(name, colorize_rgb, params, gamut, tmp,
+                                          baseline=isinstance(colorizer, GreyBaseline)))
         result = {"model": name, **scores, **description}
         atomic.write_json(tmp / "metrics.json", result)
-        atomic.write_text(tmp / "auc_curve.csv", _curve_csv(accumulator.curve()))
+        atomic.write_text(tmp / "auc_curve.csv", _curve_csv(curve))
 
     if run:
         _log_to_training_run(run, scores)
     log.info("%s on %d test images: PSNR %.2f dB, SSIM %.3f, AuC %.3f (rebal. %.3f), CF %.1f vs %.1f",
-             name, images, scores["psnr"], scores["ssim"], scores["auc"], scores["auc_rebalanced"],
+             name, scores["images"], scores["psnr"], scores["ssim"], scores["auc"], scores["auc_rebalanced"],
              scores["colorfulness"], scores["colorfulness_gt"])
     return result
 
@@ -234,4 +233,4 @@ def _log_to_training_run(run: dict, scores: dict) -> None:
     except Exception as err:
         log.error("MLflow: could not add test metrics to run %s at %s (%s); the scores are in reports/eval. "
                   "Log them later with: chromalab relog MODEL", run["run_id"], tracking.tracking_uri(),
-                  str(err).splitlines()[0] if str(err) else type(err).__name__)
+                  first_line(err))

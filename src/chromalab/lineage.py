@@ -10,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 from pathlib import Path
 
-from chromalab import config, tracking
+from chromalab import config, tracking, vcs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,17 +41,6 @@ class Lineage:
     @property
     def tracking_uri(self) -> str | None:
         return next((r.tracking_uri for r in self.runs if r.tracking_uri), None)
-
-
-def git_head(root: Path) -> tuple[str, str]:
-    """(commit, subject) of HEAD, or ("unknown", "") outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "log", "-1", "--format=%H%n%s"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", ""
-    lines = out.stdout.splitlines() if out.returncode == 0 else []
-    return (lines[0], lines[1] if len(lines) > 1 else "") if lines else ("unknown", "")
 
 
 def changed_params(params: dict) -> list[tuple[str, object, object]]:
@@ -86,7 +74,7 @@ def model_runs(names: list[str], models_dir: Path) -> list[ModelRun]:
 
 
 def collect(names: list[str], params: dict, models_dir: Path, prepared_dir: Path, root: Path) -> Lineage:
-    commit, subject = git_head(root)
+    commit, subject = vcs.head(root)
     summary_path = Path(prepared_dir) / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     return Lineage(

@@ -37,14 +37,6 @@ SPLITS = ("train", "val", "test")
 CHUNK = 256  # images converted to Lab at a time: vectorised, yet bounded memory
 
 
-def mean_chroma(rgb: np.ndarray) -> float:
-    """Mean Lab chroma sqrt(a² + b²) of a thumbnail: near 0 for a photo that is already grey."""
-    img = Image.fromarray(rgb)
-    img.thumbnail((128, 128))
-    lab = color.rgb_to_lab(np.asarray(img))
-    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
-
-
 def split_sources(rows: list[dict], params: PrepareParams) -> dict[str, str]:
     """Assign each source photo to a split with a seeded shuffle.
 
@@ -118,7 +110,7 @@ def _plan(raw_dir: Path, rows: list[dict], params: PrepareParams):
     colour_rows, grey = [], []
     for row in rows:
         rgb = load_rgb(raw_dir / row["path"])
-        if mean_chroma(rgb) < params.grey_chroma:
+        if color.mean_chroma(rgb) < params.grey_chroma:
             grey.append(row["path"])
         else:
             colour_rows.append((row, rgb.shape[1], rgb.shape[0]))

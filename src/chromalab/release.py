@@ -135,7 +135,7 @@ def model_card(name: str, config: dict, info: dict, scores: dict, grey: dict, co
 def release(name: str, out_dir: Path, command: str, root: Path | None = None) -> dict:
     """Pack data/models/NAME/best.pt into out_dir with its release.json, model card and gallery."""
     from chromalab import config as config_module
-    from chromalab.lineage import git_head
+    from chromalab import vcs
 
     root = root or paths.repo_root()
     source = root / paths.MODELS / name / "best.pt"
@@ -153,7 +153,7 @@ def release(name: str, out_dir: Path, command: str, root: Path | None = None) ->
     omitted = checkpoint.read(target).get("omitted", [])
     info = {"model": name, "file": target.name, "sha256": sha256_of(target), "bytes": target.stat().st_size,
             "working_size": int(cfg.get("working_size") or cfg["image_size"]), "omitted": omitted}
-    commit = git_head(root)[0]
+    commit = vcs.head(root)[0]
     atomic.write_text(out_dir / "MODEL_CARD.md", model_card(name, cfg, info, scores, grey, commit, command, used,
                                                              gallery is not None))
     if gallery is not None:

@@ -8,14 +8,34 @@ pictures, the curves, the palette.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from pathlib import Path
 from urllib.parse import quote
 
-from chromalab.report import (
-    BEST_NOTE, COLUMNS, DESCRIPTIVE_COLUMNS, GREY, Gallery, Report, best_per_column, format_count,
-    format_value, images_note, or_dash, row_label,
+from chromalab.config import GREY
+from chromalab.gallery import Gallery
+from chromalab.league_table import (
+    BEST_NOTE, COLUMNS, DESCRIPTIVE_COLUMNS, best_per_column, format_count, format_value, images_note, or_dash,
+    row_label,
 )
+
+@dataclasses.dataclass
+class Report:
+    """Everything the page shows, read and decided before anything is written."""
+
+    records: list[dict]
+    recommended: str | None
+    recommendation: str
+    registry: str
+    gallery: Gallery
+    photos: Gallery
+    palette: tuple[str, int] | None  # (path relative to reports/, display width)
+    training_plots: dict[str, str]  # model -> plot path relative to reports/
+    error_cdf_plot: str | None
+    hero: str
+    lineage: object | None  # lineage.Lineage, None when build_report is given no params
+
 
 TITLE = "chromalab — model comparison"
 

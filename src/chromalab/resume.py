@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from chromalab import atomic
+from chromalab.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def load(path, expected_fingerprint: str) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # damaged: starting over is safe, crashing would not help
-        log.warning("%s: unreadable resume state (%s); starting from scratch", path, str(err).splitlines()[0])
+        log.warning("%s: unreadable resume state (%s); starting from scratch", path, first_line(err))
         return None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         log.warning("%s: not a chromalab resume state; starting from scratch", path)

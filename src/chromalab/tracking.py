@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 from pathlib import Path
 
-from chromalab import atomic
-from chromalab.errors import UserError
+from chromalab import atomic, vcs
+from chromalab.errors import UserError, first_line
 from chromalab.paths import repo_root
 
 log = logging.getLogger(__name__)
@@ -73,14 +72,6 @@ def flatten(params: dict, prefix: str = "") -> dict:
     return flat
 
 
-def git_commit(root: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _mlflow():
     import mlflow
 
@@ -105,13 +96,13 @@ def start_run(model_name: str, params: dict, data_sha256: str) -> str:
     try:
         experiment_id = _experiment_id(mlflow)
     except Exception as err:
-        raise UserError(f"MLflow tracking store {tracking_uri()} is unusable: {str(err).splitlines()[0]}") from None
+        raise UserError(f"MLflow tracking store {tracking_uri()} is unusable: {first_line(err)}") from None
     root = repo_root()
     run = mlflow.start_run(experiment_id=experiment_id, run_name=model_name)
     mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
     mlflow.set_tags({
         "chromalab.model": model_name,
-        "git_commit": git_commit(root),
+        "git_commit": vcs.head(root)[0],
         "dvc_stage": os.environ.get("DVC_STAGE", ""),
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         "data_manifest_sha256": data_sha256,
@@ -214,7 +205,7 @@ def registered_tags(model_uri: str) -> dict:
             version = client.get_model_version(*ref.split("/", 1))
     except Exception as err:  # MlflowException for an unknown name, alias or version
         raise UserError(f"{model_uri}: not in the MLflow registry at {tracking_uri()} "
-                        f"({str(err).splitlines()[0]})") from None
+                        f"({first_line(err)})") from None
     return dict(version.tags)
 
 
@@ -225,7 +216,7 @@ def load_logged_model(model_uri: str, device):
         return mlflow.pytorch.load_model(model_uri, map_location=device).to(device).eval()
     except Exception as err:
         raise UserError(f"{model_uri}: cannot load it from MLflow at {tracking_uri()} "
-                        f"({str(err).splitlines()[0]})") from None
+                        f"({first_line(err)})") from None
 
 
 def experiment_ids(run_ids: list[str]) -> dict[str, str]:
@@ -238,3 +229,24 @@ def experiment_ids(run_ids: list[str]) -> dict[str, str]:
         except Exception:  # a run logged to another store: the report shows its id without a link
             continue
     return found
+
+
+class RunTracker:
+    """The MLflow calls of one training run (rank 0 only). A tracking server that goes away
+    mid-run must not cost the training: the first failure is reported, later calls are skipped,
+    the DVC outputs are written as usual, and `chromalab relog` can log the run afterwards."""
+
+    def __init__(self, enabled: bool, name: str):
+        self.enabled, self.name, self.failure = enabled, name, None
+
+    def __call__(self, fn, *args, **kwargs):
+        if not self.enabled or self.failure:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            self.failure = f"{type(err).__name__}: {first_line(err)}"
+            log.error("%s: MLflow tracking at %s failed (%s); training goes on and its outputs are written. "
+                      "Log the run later with: chromalab relog %s", self.name, tracking_uri(),
+                      self.failure, self.name)
+            return None

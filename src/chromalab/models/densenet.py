@@ -26,42 +26,31 @@ What was adapted and why:
 
 Size (measured; two output channels): 9,702,242 parameters with the defaults, 6,953,856 of them in
 the encoder (densenet121's classifier is not part of it); decoder_channels 64: 7,569,698. On a CPU
-densenet121 is the expensive part whatever the decoder (about 3x the forward time of the unet
-profile at 64 px): it is the seed's model, not a light one; freeze_encoder with pre-trained weights
-leaves 615,842 trained parameters at decoder_channels 64.
+densenet121 is the expensive part whatever the decoder (docs/benchmarks.md measures it): it is the
+seed's model, not a light one; freeze_encoder with pre-trained weights leaves 615,842 trained
+parameters at decoder_channels 64.
 """
 
 from torch import nn
 
-from chromalab.models.pretrained import TimmEncoder, KeepFrozenEval, check_choice, decoder_widths, resize_to
+from chromalab.models.pretrained import TimmEncoderDecoder
 from chromalab.models.registry import register_model
 
 
-class DenseNetColorizer(KeepFrozenEval):
+@register_model("densenet")
+class DenseNetColorizer(TimmEncoderDecoder):
+    owner, blocks = "densenet", 4
+
     def __init__(self, in_channels=1, out_channels=2, encoder="densenet121", pretrained=False,
                  decoder_channels=256, freeze_encoder=False):
-        super().__init__()
-        if in_channels != 1:
-            raise ValueError(f"densenet takes the grey L channel only, got in_channels={in_channels}")
-        check_choice("freeze_encoder", freeze_encoder, bool)
-        widths = decoder_widths(decoder_channels, 4)
-        self.encoder = TimmEncoder(encoder, pretrained, freeze_encoder, owner="densenet")
-        self.size_multiple = self.encoder.reduction
-        blocks, cin = [], self.encoder.channels
+        super().__init__(in_channels, out_channels, encoder, pretrained, decoder_channels, freeze_encoder)
+
+    def build_decoder(self, channels, widths, out_channels):
+        blocks, cin = [], channels
         for w in widths:  # the seed's first four blocks: upsample, conv, ReLU, BatchNorm
             blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, w, 3, padding=1),
                        nn.ReLU(inplace=True), nn.BatchNorm2d(w)]
             cin = w
         # The fifth: upsample and a convolution to the representation's channels, raw.
         blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, out_channels, 3, padding=1)]
-        self.decoder = nn.Sequential(*blocks)
-
-    def forward(self, x):
-        return resize_to(self.decoder(self.encoder(x)), x)
-
-
-@register_model
-def densenet(in_channels=1, out_channels=2, encoder="densenet121", pretrained=False, decoder_channels=256,
-             freeze_encoder=False):
-    return DenseNetColorizer(in_channels, out_channels, encoder=encoder, pretrained=pretrained,
-                             decoder_channels=decoder_channels, freeze_encoder=freeze_encoder)
+        return nn.Sequential(*blocks)

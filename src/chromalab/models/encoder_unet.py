@@ -53,6 +53,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+@register_model("encoder_unet")
 class EncoderUNet(KeepFrozenEval):
     size_multiple = 32
     output_stride = 4  # outputs at 1/4 of the input: the Colorizer resizes targets and colours
@@ -167,11 +168,3 @@ class EncoderUNet(KeepFrozenEval):
         y = self.up4(torch.cat([F.interpolate(y, size=f4.shape[-2:], mode="bilinear", align_corners=False), f4], 1))
         y = y + self.global4(context)[:, :, None, None]
         return self.out(y)
-
-
-@register_model
-def encoder_unet(in_channels=1, out_channels=2, encoder="tf_efficientnet_lite0", pretrained="package",
-                 decoder_channels=128, train_blocks=0, encoder_lr_scale=0.1, dropout=0.0):
-    return EncoderUNet(in_channels, out_channels, encoder=encoder, pretrained=pretrained,
-                       decoder_channels=decoder_channels, train_blocks=train_blocks,
-                       encoder_lr_scale=encoder_lr_scale, dropout=dropout)

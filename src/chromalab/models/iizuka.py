@@ -73,6 +73,7 @@ def _conv(cin, cout, stride=1, kernel=3):
     )
 
 
+@register_model("iizuka")
 class Iizuka(nn.Module):
     size_multiple = 8
 
@@ -132,8 +133,3 @@ class Iizuka(nn.Module):
             raise RuntimeError("this iizuka network was built with num_classes=0: it has no classification head")
         out, g512 = self._features(x)
         return out, self.classifier(g512)
-
-
-@register_model
-def iizuka(in_channels=1, out_channels=2, num_classes=0, width=1.0):
-    return Iizuka(in_channels, out_channels, num_classes=num_classes, width=width)

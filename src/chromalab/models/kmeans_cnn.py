@@ -43,6 +43,7 @@ def _positive_int(name, value):
         raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
+@register_model("kmeans_cnn")
 class KMeansCNN(nn.Module):
     size_multiple = 1
 
@@ -72,9 +73,3 @@ class KMeansCNN(nn.Module):
 
     def forward(self, x):
         return self.layers(x)
-
-
-@register_model
-def kmeans_cnn(in_channels=1, out_channels=32, channels=64, dense_channels=32, kernel_size=3):
-    return KMeansCNN(in_channels, out_channels, channels=channels, dense_channels=dense_channels,
-                     kernel_size=kernel_size)

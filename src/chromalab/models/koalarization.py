@@ -74,6 +74,7 @@ def _conv(cin, cout, stride=1, kernel=3):
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2), nn.ReLU(inplace=True))
 
 
+@register_model("koalarization")
 class Koalarization(KeepFrozenEval):
     size_multiple = 8
 
@@ -152,10 +153,3 @@ class Koalarization(KeepFrozenEval):
         fused = self.fuse_local(enc) + self.fuse_global(emb.to(enc.dtype))[:, :, None, None]
         out = self.decoder(F.relu(fused))
         return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-@register_model
-def koalarization(in_channels=1, out_channels=2, width=1.0, embedder="inception_resnet_v2", embed_size=299,
-                  pretrained=False):
-    return Koalarization(in_channels, out_channels, width=width, embedder=embedder, embed_size=embed_size,
-                         pretrained=pretrained)

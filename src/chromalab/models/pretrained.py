@@ -30,7 +30,7 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-from chromalab.errors import UserError
+from chromalab.errors import UserError, first_line
 from chromalab.models.packaged import PACKAGE, load_packaged, packaged
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def load_weights_file(path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # garbage, a truncated file, or a pickle with code that weights_only refuses
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise UserError(f"pretrained: {path}: not a loadable weights file ({first}); it must be a state_dict "
                         "saved with torch.save (tensors only) or a .safetensors file") from None
     if isinstance(obj, dict):
@@ -170,7 +170,7 @@ def create_timm(name: str, pretrained=False, **kwargs) -> nn.Module:
         try:
             return timm.create_model(name, pretrained=True, **kwargs)
         except Exception as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            first = first_line(err)
             raise UserError(
                 f"pretrained: hub: cannot fetch the pre-trained weights of {name} ({type(err).__name__}: {first}). "
                 f"This machine cannot reach the weights hub (it is offline): pass a local weights file instead, "
@@ -301,3 +301,28 @@ def resize_to(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if out.shape[-2:] != x.shape[-2:]:
         out = nn.functional.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return out
+
+
+class TimmEncoderDecoder(KeepFrozenEval):
+    """A timm ImageNet encoder's last feature map, then a decoder back to the input size: seed
+    004's DenseNet and MobileNet models, which differ only in their decoders. A subclass names
+    itself (`owner`), says how many decoder widths it takes (`blocks`) and builds the decoder."""
+
+    owner: str
+    blocks: int
+
+    def __init__(self, in_channels, out_channels, encoder, pretrained, decoder_channels, freeze_encoder):
+        super().__init__()
+        if in_channels != 1:
+            raise ValueError(f"{self.owner} takes the grey L channel only, got in_channels={in_channels}")
+        check_choice("freeze_encoder", freeze_encoder, bool)
+        widths = decoder_widths(decoder_channels, self.blocks)
+        self.encoder = TimmEncoder(encoder, pretrained, freeze_encoder, owner=self.owner)
+        self.size_multiple = self.encoder.reduction
+        self.decoder = self.build_decoder(self.encoder.channels, widths, out_channels)
+
+    def build_decoder(self, channels: int, widths: list[int], out_channels: int) -> nn.Sequential:
+        raise NotImplementedError
+
+    def forward(self, x):
+        return resize_to(self.decoder(self.encoder(x)), x)

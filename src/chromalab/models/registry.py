@@ -10,24 +10,32 @@ from chromalab.errors import UserError
 _REGISTRY: dict[str, Callable] = {}
 
 
-def register_model(fn: Callable) -> Callable:
-    """Register a factory `fn(in_channels, out_channels, **network_args) -> nn.Module` by its name."""
-    if fn.__name__ in _REGISTRY:
-        raise ValueError(f"model {fn.__name__!r} registered twice")
-    _REGISTRY[fn.__name__] = fn
-    return fn
+def register_model(name: str | Callable):
+    """Register a network: `@register_model("unet")` on its nn.Module class, whose __init__
+    (in_channels, out_channels, **network_args) says its knobs and their defaults once; or
+    `@register_model` on a factory function of that signature, registered by its own name."""
+    if callable(name):
+        return _register(name.__name__, name)
+    return lambda target: _register(name, target)
+
+
+def _register(name: str, target: Callable) -> Callable:
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} registered twice")
+    _REGISTRY[name] = target
+    return target
 
 
 def list_models() -> list[str]:
-    import chromalab.models  # noqa: F401  (makes sure every model file has registered)
-
+    # Every model file has registered: importing this module imported its package, chromalab.models,
+    # whose __init__ imports them all.
     return sorted(_REGISTRY)
 
 
 def knobs(name: str) -> list[str]:
     """The knobs a network takes; the channels are set by the pipeline (L in, the
     representation's channels out), not by params."""
-    params = inspect.signature(_REGISTRY[name]).parameters
+    params = inspect.signature(_REGISTRY[name]).parameters  # a class: its __init__'s, without self
     return [k for k in params if k not in ("in_channels", "out_channels")]
 
 

@@ -59,6 +59,7 @@ class _Up(nn.Module):
         return self.block(torch.cat([self.up(x), skip], dim=1))
 
 
+@register_model("unet")
 class UNet(nn.Module):
     size_multiple = 16
 
@@ -86,8 +87,3 @@ class UNet(nn.Module):
         u = self.up0(self.up1(self.up2(self.up3(d4, d3), d2), d1))
         # The input L joins the last layer so edges in the output line up with edges in L.
         return self.out(torch.cat([u, x], dim=1))
-
-
-@register_model
-def unet(in_channels=1, out_channels=2, base_channels=32, dropout=0.5, out_kernel=3):
-    return UNet(in_channels, out_channels, base_channels=base_channels, dropout=dropout, out_kernel=out_kernel)

@@ -53,6 +53,7 @@ def _block(cin, cout, n, stride=1, dilation=1):
     return nn.Sequential(*layers, nn.BatchNorm2d(cout))
 
 
+@register_model("zhang")
 class Zhang(nn.Module):
     size_multiple = 8
 
@@ -88,8 +89,3 @@ class Zhang(nn.Module):
                       self.conv7, self.conv8):
             h = block(h)
         return F.interpolate(self.out(h), size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-@register_model
-def zhang(in_channels=1, out_channels=313, width=1.0):
-    return Zhang(in_channels, out_channels, width=width)

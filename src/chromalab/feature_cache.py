@@ -1,0 +1,71 @@
+"""Features of a frozen pre-trained network, computed once per image of a split and reused every
+epoch (Deep Koalarization precomputed its Inception embeddings the same way; encoder_unet's frozen
+encoder blocks are cached alike)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from chromalab import color
+from chromalab.colorizer import Colorizer
+from chromalab.data.lab_arrays import LabBatches, batch_loader
+
+log = logging.getLogger(__name__)
+
+
+class FeatureCache:
+    """Per-image features of a frozen pre-trained network, computed once per split (Deep
+    Koalarization precomputed its Inception embeddings the same way): each a tensor or a tuple of
+    tensors (multi-scale maps), stored row by row. Spatial features (`precompute_mirrored`) are
+    also computed for each mirrored image, which the flip augmentation then takes."""
+
+    def __init__(self, plain: tuple, mirrored: tuple | None):
+        self.plain, self.mirrored = plain, mirrored
+
+    def take(self, rows: torch.Tensor, flip: torch.Tensor | None = None):
+        rows = rows.cpu()
+        parts = [t[rows] for t in self.plain]
+        if self.mirrored is not None and flip is not None and bool(flip.any()):
+            parts = [torch.where(flip.view(-1, *[1] * (p.ndim - 1)), m[rows], p)
+                     for p, m in zip(parts, self.mirrored)]
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.plain + (self.mirrored or ()))
+
+
+@torch.no_grad()
+def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, device) -> FeatureCache | None:
+    """The FeatureCache of a split for a network with frozen pre-trained features, else None."""
+    network = colorizer.network
+    if not getattr(network, "precomputable", False) or len(dataset) == 0:
+        return None
+    colorizer.eval()
+    mirrored = getattr(network, "precompute_mirrored", False)
+    stores: dict[str, list[torch.Tensor]] = {}
+
+    def put(key: str, start: int, feats) -> None:
+        feats = feats if isinstance(feats, tuple) else (feats,)
+        if key not in stores:  # allocated once: the list-then-concatenate way would need twice the memory
+            stores[key] = [torch.empty((len(dataset), *f.shape[1:]), dtype=f.dtype) for f in feats]
+        for store, f in zip(stores[key], feats):
+            store[start:start + len(f)] = f.cpu()
+
+    start = 0
+    for batch in batch_loader(dataset, batch_size, shuffle=False):
+        x = color.normalize_l(batch["L"].to(device))
+        put("plain", start, network.precompute(x))
+        if mirrored:
+            put("mirrored", start, network.precompute(x.flip(-1)))
+        start += len(x)
+    cache = FeatureCache(tuple(stores["plain"]), tuple(stores["mirrored"]) if mirrored else None)
+    log.info("features of the frozen network computed once for the %d %s images%s (%.0f MB)",
+             len(dataset), dataset.split, " and their mirror images" if mirrored else "", cache.nbytes / 1e6)
+    return cache
+
+
+def extra_inputs(cache: FeatureCache | None, batch, flip=None) -> dict:
+    return {"precomputed": cache.take(batch["rows"], flip)} if cache is not None else {}

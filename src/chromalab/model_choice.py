@@ -1,0 +1,106 @@
+"""Which model `chromalab colorize --model` means, loaded for inference.
+
+- none: chromalab's released model (release.py: shipped inside the package, so a fresh install
+  colorizes out of the box);
+- `recommended`: the model the workspace's reports/metrics.json recommends;
+- a league name (data/models/NAME/best.pt) or a checkpoint path;
+- an MLflow model URI (`models:/chromalab@champion`, `models:/NAME/3`, `runs:/ID/model`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from chromalab import checkpoint, config, paths
+from chromalab.atomic import read_json
+from chromalab.colorize import FullResolution
+from chromalab.device import select_device
+from chromalab.errors import UserError
+from chromalab.recommend import RECOMMENDED, recommended_model
+
+log = logging.getLogger(__name__)
+
+MLFLOW_SCHEMES = ("models:/", "runs:/")
+
+
+def default_model_name(root: Path) -> str:
+    """The model reports/metrics.json recommends (see chromalab.recommend.recommended_model).
+
+    A metrics file from before the report recorded its recommendation gets the same rule applied
+    here, with params.yaml's threshold, so there is only ever one rule.
+    """
+    path = root / paths.REPORTS / "metrics.json"
+    metrics = read_json(path, missing="missing, so there is no recommended model; run `dvc repro` or pass --model")
+    name = metrics.get(RECOMMENDED)
+    if isinstance(name, str):
+        return name
+    records = [{"name": k, **v} for k, v in metrics.items()
+               if isinstance(v, dict) and {"psnr", "delta_colorfulness"} <= set(v)]
+    params_file = root / config.PARAMS_FILE
+    params = config.section(config.load_params(params_file), "report") if params_file.is_file() \
+        else config.ReportParams()
+    name = recommended_model(records, params.max_delta_colorfulness)
+    if name is None:
+        raise UserError(f"{path}: lists no trained model; pass --model")
+    return name
+
+
+def is_mlflow_uri(model: str) -> bool:
+    return model.startswith(MLFLOW_SCHEMES)
+
+
+def resolve_checkpoint(model: str | None, root: Path) -> Path:
+    """--model: a checkpoint path, a league name (data/models/NAME/best.pt), or `recommended` (also
+    None here: the workspace's recommended model)."""
+    if model in (None, RECOMMENDED):
+        model = default_model_name(root)
+        log.info("using %s, the recommended model in reports/metrics.json", model)
+    as_path = Path(model)
+    if as_path.suffix == ".pt" or as_path.is_file():
+        return as_path
+    ckpt = root / paths.MODELS / model / "best.pt"
+    if not ckpt.is_file():
+        raise UserError(f"--model {model}: no checkpoint at {ckpt}; train it with `dvc repro train@{model}`")
+    return ckpt
+
+
+def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A logged Colorizer and what the registry knows about it (its version tags, set by the report)."""
+    from chromalab import tracking
+
+    tags = tracking.registered_tags(uri)
+    colorizer = tracking.load_logged_model(uri, dev)
+    info = {"model": tags.get("chromalab.model", uri), "network": tags.get("network", "?"),
+            "representation": tags.get("representation", "?"), "source": uri}
+    if tags.get("image_size", "").isdigit():
+        info["image_size"] = int(tags["image_size"])
+    return colorizer, info
+
+
+def load(model: str | None, size: int | None, device: str, root: Path | None = None) -> tuple[FullResolution, dict]:
+    """The FullResolution runner for --model/--size/--device, and a description: model, network,
+    representation, source (where it came from) and image_size (its working size: the size it was
+    chosen at on val, when known)."""
+    root = root or paths.repo_root()
+    dev = select_device(device)
+    if model and is_mlflow_uri(model):
+        colorizer, info = _load_mlflow(model, dev)
+    else:
+        if model is None:
+            from chromalab.release import read_release
+
+            ckpt, _ = read_release()
+        else:
+            ckpt = resolve_checkpoint(model, root)
+        colorizer, cfg = checkpoint.load(ckpt, device=dev)
+        working = cfg.get("working_size") or cfg["image_size"]
+        info = {"model": ("released " if model is None else "") + cfg.get("model", ckpt.stem),
+                "network": cfg["network"], "representation": cfg["representation"], "source": str(ckpt),
+                "image_size": int(working)}
+    if size is None and "image_size" not in info:
+        size = config.PrepareParams().size
+        log.warning("%s does not say what size it was trained at; working at %d px (choose with --size)", model, size)
+    return FullResolution(colorizer, size or info["image_size"], dev), info
