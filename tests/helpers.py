@@ -102,12 +102,12 @@ def tiny_repo(root: Path, params: dict = TINY) -> dict:
     """Make `root` a fresh git + DVC repository holding the pipeline and `params` (the tiny profile
     by default), committed; returns the environment to run git and dvc in it with."""
     root.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "pipeline", "src"):
+    for item in ("dvc.yaml", ".dvcignore", "pipeline", "src"):
         src = REPO / item
         shutil.copytree(src, root / item, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir() \
             else shutil.copy(src, root / item)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("/data/\n/mlflow.db\n/mlartifacts/\n")
+    (root / ".gitignore").write_text("/data/\n/mlflow.db\n/mlartifacts/\ntimings.json\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
@@ -176,17 +176,20 @@ GALLERY = 3
 # unet: better PSNR/SSIM/AuC; tiny: better ΔCF and speed. grey's ΔCF is signed and most negative.
 METRICS_BY_NAME = {
     "unet": dict(psnr=24.5012, ssim=0.91234, auc=0.8812, auc_rebalanced=0.6123, colorfulness=28.1,
-                 colorfulness_gt=33.0, delta_colorfulness=-4.9, images_per_second=850.0),
+                 colorfulness_gt=33.0, delta_colorfulness=-4.9, psnr_ci={"low": 23.9, "high": 25.1},
+                 semantic_agreement=0.75, fd=12.5, judge="mobilenetv2", judge_title="MobileNetV2"),
     "tiny": dict(psnr=23.9, ssim=0.9011, auc=0.8701, auc_rebalanced=0.6302, colorfulness=31.2,
-                 colorfulness_gt=33.0, delta_colorfulness=-1.8, images_per_second=2400.0),
+                 colorfulness_gt=33.0, delta_colorfulness=-1.8, psnr_ci={"low": 23.2, "high": 24.6},
+                 semantic_agreement=0.8, fd=9.25, judge="lite0", judge_title="EfficientNet-Lite0"),
     "grey": dict(psnr=22.1, ssim=0.8899, auc=0.8456, auc_rebalanced=0.5001, colorfulness=0.0,
-                 colorfulness_gt=33.0, delta_colorfulness=-33.0, images_per_second=90000.0),
+                 colorfulness_gt=33.0, delta_colorfulness=-33.0, psnr_ci={"low": 21.5, "high": 22.7},
+                 semantic_agreement=0.5, fd=30.0, judge="mobilenetv2", judge_title="MobileNetV2"),
 }
 DESCRIPTION = {
-    "unet": dict(network="unet", representation="ab", parameters=1_234_567, train_seconds=61.5),
-    "tiny": dict(network="tiny_cnn", representation="classes", parameters=45_600, train_seconds=12.0,
+    "unet": dict(network="unet", representation="ab", parameters=1_234_567),
+    "tiny": dict(network="tiny_cnn", representation="classes", parameters=45_600,
                  setup="embedder=<small_net>, pretrained=False"),
-    "grey": dict(network=None, representation=None, parameters=0, train_seconds=None),
+    "grey": dict(network=None, representation=None, parameters=0),
 }
 
 
@@ -215,6 +218,11 @@ def write_eval(reports: Path, names: dict[str, str], palette: bool = True, curve
         folder.mkdir(parents=True)
         data = {**METRICS_BY_NAME[kind], "images": 120, **DESCRIPTION[kind]}
         (folder / "metrics.json").write_text(json.dumps(data), encoding="utf-8")
+        # 120 images around the model's PSNR, the same images in the same order for every model.
+        spread = np.random.default_rng(0).normal(0, 2, data["images"])
+        _csv(folder / "per_image.csv", ["image", "psnr", "ssim", "colorfulness", "colorfulness_gt"],
+             [(i, round(data["psnr"] + spread[i], 6), data["ssim"], data["colorfulness"], data["colorfulness_gt"])
+              for i in range(data["images"])])
         for i in range(GALLERY):
             _png(folder / "gallery" / f"{i:02d}.png", seed * 100 + i, grey=name == "grey")
         if curves:
@@ -223,8 +231,8 @@ def write_eval(reports: Path, names: dict[str, str], palette: bool = True, curve
                  [(t, round(min(1.0, t * steep / 60), 6), round(min(1.0, t * steep / 80), 6)) for t in range(151)])
             if name != "grey":
                 _csv(reports / "train" / name / "history.csv",
-                     ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds"],
-                     [(e, 0.05 / e, 0.06 / e + 0.01, 20 + e / 2, 0.001, 2.0 * steep) for e in (1, 2, 3)])
+                     ["epoch", "train_loss", "val_loss", "val_psnr", "lr"],
+                     [(e, 0.05 / e, 0.06 / e + 0.01, 20 + e / 2, 0.001) for e in (1, 2, 3)])
     for i in range(GALLERY):
         _png(reports / "eval" / "grey" / "truth" / f"{i:02d}.png", 1000 + i)
     if palette:
@@ -245,3 +253,31 @@ def img_srcs(page: str) -> list[str]:
     parser = _Images()
     parser.feed(page)
     return parser.srcs
+
+
+# --- colorize's float64 reference ----------------------------------------------------------------
+
+
+def float64_colorize(colorizer, size: int, rgb: np.ndarray) -> np.ndarray:
+    """The full-resolution colorize path as it was before its float32 strips (the reference it
+    must match): the photo's L by scikit-image's rgb2lab in float64, area-downscaled to the working
+    size, the network and gamut clamp, ab upsampled bilinearly in float64, scikit-image's lab2rgb in
+    float64, rounded."""
+    import warnings
+
+    import torch
+    from skimage import color as skcolor
+
+    from chromalab import color
+    from chromalab.colorize import working_shape
+
+    L = torch.from_numpy(skcolor.rgb2lab(rgb)[..., 0])[None, None]
+    small = working_shape(*L.shape[-2:], size)
+    L_small = torch.nn.functional.interpolate(L, size=small, mode="area").float()
+    with torch.no_grad():
+        ab = color.clamp_to_gamut(L_small, colorizer(L_small).float())
+    ab = torch.nn.functional.interpolate(ab.double(), size=L.shape[-2:], mode="bilinear", align_corners=False)
+    lab = torch.cat([L, ab], dim=1)[0].permute(1, 2, 0).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # out-of-gamut colours are clipped, as intended
+        return np.clip(np.rint(skcolor.lab2rgb(lab) * 255.0), 0, 255).astype(np.uint8)

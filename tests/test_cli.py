@@ -21,7 +21,7 @@ PARAMS = {
     "train": {"seed": 7},
 }
 SCORES = {"psnr": 22.345, "ssim": 0.9, "auc": 0.88, "auc_rebalanced": 0.7, "colorfulness": 20.0,
-          "colorfulness_gt": 30.0, "delta_colorfulness": 10.0, "images_per_second": 50.0}
+          "colorfulness_gt": 30.0, "delta_colorfulness": 10.0}
 
 
 @pytest.fixture
@@ -31,6 +31,7 @@ def pipeline(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     (tmp_path / "reports" / "eval" / "tiny").mkdir(parents=True)
     (tmp_path / "reports" / "eval" / "tiny" / "metrics.json").write_text(json.dumps({"parameters": 45_600}))
+    (tmp_path / "reports" / "eval" / "tiny" / "timings.json").write_text(json.dumps({"images_per_second": 50.0}))
     (tmp_path / "reports" / "metrics.json").write_text(json.dumps({
         "tiny": SCORES, "wide": {**SCORES, "psnr": 21.0, "delta_colorfulness": 2.5},
         "grey": {**SCORES, "psnr": 25.0, "delta_colorfulness": 30.0}, "recommended": "wide"}))
@@ -45,14 +46,14 @@ def _subparsers(parser):
 
 def test_every_command_and_option_has_help():
     parser = cli.build_parser()
-    assert set(_subparsers(parser)) == {"colorize", "models", "info", "release", "relog"}
+    assert set(_subparsers(parser)) == {"colorize", "models", "info", "release", "relog", "export", "compare"}
     for name, sub in [("chromalab", parser), *_subparsers(parser).items()]:
         assert sub.description, name
         for action in sub._actions:
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
 
 
-@pytest.mark.parametrize("command", [[], ["colorize"], ["models"], ["info"], ["release"], ["relog"]])
+@pytest.mark.parametrize("command", [[], ["colorize"], ["models"], ["info"], ["release"], ["relog"], ["export"]])
 def test_help_prints_and_exits_0(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*command, "--help"])
@@ -71,8 +72,9 @@ def test_models_lists_the_league_with_seed_params_and_last_scores(pipeline, caps
     assert lines[0].startswith(f"league of {pipeline / 'params.yaml'} (test scores from reports/metrics.json")
     header, tiny, tiny_knobs, wide, wide_knobs, grey = lines[1:]
     assert header.split() == ["model", "network", "->", "representation", "seed", "params", "PSNR", "SSIM",
-                              "AuC", "ΔCF", "img/s"]
-    assert tiny.split() == ["tiny", "unet", "->", "ab", "7", "45.6k", "22.34", "0.9000", "0.8800", "10.00", "50.0"]
+                              "AuC", "ΔCF", "img/s", "train", "(s)"]
+    # Speeds from the timings.json beside the outputs (none for tiny's model folder here).
+    assert tiny.split() == ["tiny", "unet", "->", "ab", "7", "45.6k", "22.34", "0.9000", "0.8800", "10.00", "50", "—"]
     assert tiny_knobs.strip() == "base_channels=8"
     assert wide.split()[:7] == ["*", "wide", "zhang", "->", "bins", "7", "—"]  # not evaluated: no count
     assert wide_knobs.strip() == "width=0.5, temperature=0.38"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab import checkpoint
+from chromalab import timings, tracking
 from chromalab.config import EvaluateParams
 from chromalab.errors import UserError
 from chromalab.evaluate import evaluate, gallery_rows
@@ -13,7 +13,8 @@ from helpers import real_photos, train_tiny
 
 PARAMS = EvaluateParams(batch_size=3, gallery=3, seed=0)
 KEYS = {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt", "delta_colorfulness",
-        "images_per_second"}
+        "psnr_ci", "delta_colorfulness_ci", "auc_ci", "semantic_agreement", "semantic_agreement_ci", "fd",
+        "fd_mobilenetv2", "fd_lite0", "judge"}
 
 
 def _run(tmp_path, name, prepared_dir, palette_dir):
@@ -43,12 +44,20 @@ def test_model_evaluation_writes_metrics_curve_and_the_same_gallery(tmp_path, pr
     _run(tmp_path, "grey", prepared_dir, palette_dir)
     out, result = _run(tmp_path, "tiny", prepared_dir, palette_dir)
     assert KEYS <= set(result) and result["network"] == "unet" and result["parameters"] > 0
-    assert result["images_per_second"] > 0
+    assert "images_per_second" not in result  # a speed changes on every rerun: beside the outputs
+    assert timings.read(out)["images_per_second"] > 0
+    assert (out / "timings.json").is_file()
+    for key in ("psnr", "ssim", "auc", "delta_colorfulness", "semantic_agreement"):
+        ci = result[f"{key}_ci"]
+        assert ci["low"] <= result[key] <= ci["high"], key
+    per_image = (out / "per_image.csv").read_text().splitlines()
+    assert per_image[0] == "image,psnr,ssim,colorfulness,colorfulness_gt,semantic_agreement"
+    assert len(per_image) == result["images"] + 1
     assert sorted(p.name for p in (out / "gallery").iterdir()) == ["00.png", "01.png", "02.png"]
     lines = (out / "auc_curve.csv").read_text().splitlines()
     assert lines[0] == "threshold,cdf,cdf_rebalanced" and len(lines) == 152
     # The scores join the MLflow run that trained the model.
-    run_id = checkpoint.read(trained_model / "best.pt")["config"]["mlflow_run_id"]
+    run_id = tracking.read_run_file(trained_model / "run.json")["run_id"]
     mlflow.set_tracking_uri(mlflow_uri)
     assert mlflow.get_run(run_id).data.metrics["test_psnr"] == pytest.approx(result["psnr"])
 
@@ -93,7 +102,10 @@ def test_full_resolution_photos_are_colorized_and_scored_beside_the_grey_baselin
         assert {"photos_psnr", "photos_auc", "photos_delta_colorfulness"} <= set(result)
     assert grey["photos_colorfulness"] < 1.0 < model["photos_colorfulness"]
     assert grey["photos_colorfulness_gt"] == pytest.approx(model["photos_colorfulness_gt"])
-    assert model["photos_seconds_per_megapixel"] > 0
+    assert timings.read(tmp_path / "m")["photos_seconds_per_megapixel"] > 0
+    assert "photos_seconds_per_megapixel" not in model
+    assert model["photos_psnr_ci"]["low"] <= model["photos_psnr"] <= model["photos_psnr_ci"]["high"]
+    assert (tmp_path / "m" / "photos_per_image.csv").read_text().splitlines()[1].startswith("chelsea.jpg,")
     assert [p.name for p in (tmp_path / "m" / "photos").iterdir()] == ["00.png"]
     assert (tmp_path / "g" / "photos_truth" / "00.png").is_file()
 

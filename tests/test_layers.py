@@ -113,16 +113,16 @@ def test_no_import_cycle_inside_chromalab():
 # The package's layers, lowest first: a module may import its own layer and those before it only.
 LAYERS = (
     ("params and files", "chromalab chromalab.config chromalab.errors chromalab.paths chromalab.atomic chromalab.logs "
-                         "chromalab.vcs chromalab.color chromalab.images"),
+                         "chromalab.vcs chromalab.color chromalab.images chromalab.timings"),
     ("data", "chromalab.data chromalab.fetch chromalab.archives chromalab.download chromalab.prepare chromalab.palette"),
     ("model", "chromalab.models chromalab.representations chromalab.colorizer chromalab.checkpoint chromalab.colorize "
-              "chromalab.device chromalab.metrics"),
+              "chromalab.device chromalab.metrics chromalab.uncertainty chromalab.judge"),
     ("training", "chromalab.train chromalab.augment chromalab.feature_cache chromalab.selection chromalab.resume "
                  "chromalab.distributed chromalab.tracking"),
     ("scoring and report", "chromalab.evaluate chromalab.report chromalab.records chromalab.recommend "
                            "chromalab.league_table chromalab.gallery chromalab.champion chromalab.report_page "
-                           "chromalab.figures chromalab.lineage"),
-    ("serving", "chromalab.model_choice chromalab.release chromalab.relog chromalab.cli"),
+                           "chromalab.figures chromalab.lineage chromalab.compare"),
+    ("serving", "chromalab.model_choice chromalab.release chromalab.relog chromalab.export chromalab.cli"),
 )
 
 

@@ -29,7 +29,7 @@ def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
     assert metrics.pop("recommended") == "unet"
     for scores in metrics.values():
         assert {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt",
-                "delta_colorfulness", "images_per_second"} <= set(scores)
+                "delta_colorfulness", "psnr_ci", "semantic_agreement", "fd"} <= set(scores)
     html = (root / "reports/index.html").read_text()
     assert "unet" in html and "eval/unet/gallery/00.png" in html
     assert (root / "reports/train/unet/history.csv").read_text().count("\n") == 3

@@ -32,8 +32,10 @@ def save(path, colorizer: Colorizer, config: dict, extra: dict | None = None, om
         state = {k: v for k, v in state.items() if k not in omitted}
         extra = {**(extra or {}), "omitted": sorted(omitted)}
     payload = {"format": FORMAT, "config": config, "state_dict": state, **(extra or {})}
-    with atomic.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Saved through a file object: given a path, torch.save names the zip's records after the file,
+    # here a random temporary name, and the same checkpoint would get other bytes on every run.
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def read(path) -> dict:

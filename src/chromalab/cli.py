@@ -27,6 +27,7 @@ examples:
   chromalab models                                      the league and its last test scores
   chromalab info unet                                   what data/models/unet/best.pt is
   chromalab release lite_bins --out released/           pack a trained model with its model card
+  chromalab export --format onnx --out colorizer.onnx   the released model as ONNX, checked with onnxruntime
   MLFLOW_TRACKING_URI=http://mlflow:5000 chromalab relog unet   log a model trained while the server was down
 
 Run inside the pipeline's folder (the one with dvc.yaml), or below it.
@@ -93,7 +94,7 @@ def _knobs(entry: dict) -> str:
 
 def _models(args) -> int:
     # params.yaml and JSON only: listing the league must not wait for torch.
-    from chromalab import config, paths
+    from chromalab import config, paths, timings
     from chromalab.config import GREY
     from chromalab.league_table import format_count
     from chromalab.recommend import RECOMMENDED
@@ -107,7 +108,8 @@ def _models(args) -> int:
     metrics = read_json(metrics_file) or {}
     recommended = metrics.get(RECOMMENDED)
 
-    header = ["", "model", "network -> representation", "seed", "params", "PSNR", "SSIM", "AuC", "ΔCF", "img/s"]
+    header = ["", "model", "network -> representation", "seed", "params", "PSNR", "SSIM", "AuC", "ΔCF", "img/s",
+              "train (s)"]
     rows = []
     for name in [*names, GREY]:
         entry = (params.get("models") or {}).get(name, {})
@@ -116,9 +118,13 @@ def _models(args) -> int:
         setup = "—" if name == GREY else f"{entry.get('network', '?')} -> {entry.get('representation', 'ab')}"
         cells = ["*" if name == recommended else "", f"{name} (baseline)" if name == GREY else name, setup,
                  "—" if name == GREY else str(seed), format_count(evaluated.get("parameters")) if evaluated else "—"]
-        for key, digits in (("psnr", 2), ("ssim", 4), ("auc", 4), ("delta_colorfulness", 2), ("images_per_second", 1)):
+        # Speeds from the timings.json the stages leave beside their outputs (this machine's, last run).
+        speed = {**timings.read(root / paths.MODELS / name), **timings.read(root / paths.EVAL / name)}
+        for key, digits in (("psnr", 2), ("ssim", 4), ("auc", 4), ("delta_colorfulness", 2)):
             value = scores.get(key)
             cells.append("—" if value is None else f"{value:.{digits}f}")
+        for key in ("images_per_second", "train_seconds"):
+            cells.append("—" if speed.get(key) is None else f"{speed[key]:.0f}")
         rows.append((cells, "" if name == GREY else _knobs(entry)))
 
     widths = [max(len(c[i]) for c in [header, *(r for r, _ in rows)]) for i in range(len(header))]
@@ -142,7 +148,7 @@ def _models(args) -> int:
 
 
 def _info(args) -> int:
-    from chromalab import checkpoint, paths
+    from chromalab import checkpoint, paths, timings
     from chromalab.model_choice import resolve_checkpoint
 
     path = resolve_checkpoint(args.checkpoint, paths.repo_root())
@@ -159,9 +165,10 @@ def _info(args) -> int:
         trained += f", best epoch {cfg['epoch']} of {(cfg.get('train') or {}).get('epochs', '?')}"
     if cfg.get("val_loss") is not None:
         trained += f" (val loss {cfg['val_loss']:.4f}, val PSNR {cfg.get('val_psnr', float('nan')):.2f} dB)"
-    if cfg.get("train_seconds") is not None:
-        trained += f", {cfg['train_seconds']:.0f} s of training"
-    mlflow_run = cfg.get("mlflow_run_id") or run.get("run_id")
+    seconds = timings.read(path.parent).get("train_seconds")
+    if seconds is not None:
+        trained += f", {seconds:.0f} s of training"
+    mlflow_run = run.get("run_id")
     facts = [
         ("checkpoint", str(path)),
         ("model", f"{cfg.get('model', '?')}: network {cfg.get('network')}, representation {cfg.get('representation')}"),
@@ -191,6 +198,27 @@ def _release(args) -> int:
     info = release(args.model, args.out, command=args.command)
     _say(args, f"released {args.model} into {args.out}: {info['file']} ({info['bytes'] / 1e6:.1f} MB, "
                f"sha256 {info['sha256'][:12]}…), release.json, MODEL_CARD.md")
+    return 0
+
+
+def _export(args) -> int:
+    from chromalab.export import export_onnx
+
+    result = export_onnx(args.model, args.out, opset=args.opset, force=args.force)
+    checked = ", ".join(f"{c['max_abs_ab_diff']:.1e} at {'x'.join(map(str, c['shape']))}" for c in result["verified"])
+    _say(args, f"exported {result['model']} to {result['out']} ({result['bytes'] / 1e6:.1f} MB, opset "
+               f"{result['opset']}) with {result['sidecar']}; onnxruntime vs PyTorch, max |ab difference|: "
+               f"{checked} (tolerance {result['tolerance']})")
+    return 0
+
+
+def _compare(args) -> int:
+    # numpy and JSON only: a comparison must not wait for torch.
+    from chromalab import paths
+    from chromalab.compare import compare, render
+
+    rows = compare(args.a, args.b, args.model or None, paths.repo_root(), seed=args.seed)
+    print(render(rows, args.a, args.b))
     return 0
 
 
@@ -288,6 +316,41 @@ def _other_parsers(sub) -> None:
                      "itself. For a run whose tracking server was down (its run.json says so), or to copy a "
                      "model into another store: set MLFLOW_TRACKING_URI first.")
     relog.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
+    _export_parser(sub)
+    _compare_parser(sub)
+
+
+def _compare_parser(sub) -> None:
+    compare = _command(sub, "compare", _compare, "is one run better than another, beyond chance?",
+                       "Compare two runs model by model on the same test images by a paired bootstrap "
+                       "(1000 resamples, 95 % interval): B minus A in PSNR, |ΔCF| and the judge's agreement, "
+                       "* where the interval leaves out 0. A and B: git revisions (a commit, branch or tag), "
+                       "DVC experiment names (`dvc exp show` lists them), or folders holding eval/ (a "
+                       "workspace's reports/). Reads each evaluation's per_image.csv; nothing is recomputed.")
+    compare.add_argument("a", metavar="A", help="the run compared against (e.g. HEAD~1 or main)")
+    compare.add_argument("b", metavar="B", help="the run compared (e.g. an experiment's name, or reports)")
+    compare.add_argument("--model", action="append", metavar="NAME",
+                         help="only this model (repeat for more; default: every model both runs evaluated)")
+    compare.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default: 0)")
+
+
+def _export_parser(sub) -> None:
+    # chromalab.export imports torch: its defaults are resolved there, so the CLI still starts fast.
+    export = _command(sub, "export", _export, "export a model to ONNX, checked against PyTorch",
+                      "Export a model's inference graph to ONNX: input L (batch, 1, H, W) float32, Lab lightness "
+                      "0..100; output ab (batch, 2, H, W), Lab units, the representation's decoding included; "
+                      "batch, H and W dynamic. onnxruntime runs it at two shapes and must match PyTorch before "
+                      "anything is written; beside OUT goes OUT's name with .json: the model, its checkpoint's "
+                      "sha256, the opset, the working size, the input-size constraint and the differences "
+                      "measured. Needs onnx and onnxruntime (pip install -e '.[export]').")
+    export.add_argument("model", nargs="?", metavar="MODEL",
+                        help="as `colorize --model`: 'recommended', a league name, a checkpoint path or an MLflow "
+                             "model URI (default: chromalab's released model)")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="the file format (default: onnx)")
+    export.add_argument("-o", "--out", type=Path, metavar="PATH",
+                        help="the .onnx file to write (default: MODEL's name .onnx in the current folder)")
+    export.add_argument("--opset", type=int, metavar="N", help="the ONNX opset, 17 to 20 (default: 17)")
+    export.add_argument("--force", action="store_true", help="replace an existing file and sidecar")
 
 
 def build_parser() -> argparse.ArgumentParser:

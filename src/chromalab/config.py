@@ -187,6 +187,8 @@ class EvaluateParams:
     working_size: int | None = None  # photos: the shorter side the model sees (null: the model's own)
     photos_shown: int = 6  # full-resolution photos shown in the report
     photos_min_chroma: float = 2.0  # photos whose mean Lab chroma is below this are already grey: skipped
+    judge: bool = True  # ImageNet judges (semantic agreement, Fréchet distance): judge.py
+    bootstrap_draws: int = 1000  # resamples of the test images behind each 95 % interval (0: none)
 
     def check(self, key: str) -> None:
         _at_least(key, "batch_size", self.batch_size, 1)
@@ -196,6 +198,7 @@ class EvaluateParams:
             _at_least(key, "working_size", self.working_size, 8)
         _at_least(key, "photos_shown", self.photos_shown, 0)
         _at_least(key, "photos_min_chroma", self.photos_min_chroma, 0)
+        _at_least(key, "bootstrap_draws", self.bootstrap_draws, 0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,13 @@
 """evaluate@MODEL stage: score one model, or the grey baseline, on the test split.
 
 Outputs in reports/eval/NAME/: metrics.json (PSNR, SSIM, raw and class-rebalanced AuC,
-colourfulness and ΔCF, images/s, with the model's description), auc_curve.csv (the error CDF for
-`dvc plots`) and gallery/NN.png (a seeded choice of test images, the same for every model). The
-grey baseline predicts ab = 0 and also writes the ground truth, gallery in truth/.
+colourfulness and ΔCF, each with a 95 % bootstrap interval over the test images; the ImageNet
+judges' semantic agreement and Fréchet distance; the model's description), per_image.csv (each
+test image's scores: what paired comparisons between models and commits resample), auc_curve.csv
+(the error CDF for `dvc plots`) and gallery/NN.png (a seeded choice of test images, the same for
+every model). The grey baseline predicts ab = 0 and also writes the ground truth's gallery in
+truth/. Speeds go to timings.json beside them, which DVC and git ignore (timings.py): the
+outputs are the same bytes on every rerun on one CPU type.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from chromalab import atomic, checkpoint, color, tracking
+from chromalab import atomic, checkpoint, color, judge, timings, tracking, uncertainty
 from chromalab.colorize import FullResolution, expand_inputs
 from chromalab.colorizer import GreyBaseline
 from chromalab.config import GREY, EvaluateParams
@@ -91,10 +95,11 @@ def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
 
 
 def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamut, out_dir: Path,
-                    baseline: bool = False) -> dict:
+                    own_judge: str, baseline: bool = False) -> tuple[dict, dict]:
     """Colorize each photo of `evaluate.photos` at full resolution (the same code as `chromalab
-    colorize`), then score prediction and truth at photo_size x photo_size: photos_* metrics.
-    A few thumbnails go to out_dir/photos/ (the baseline also writes the originals to photos_truth/)."""
+    colorize`), then score prediction and truth at photo_size x photo_size: photos_* metrics, and
+    the seconds per megapixel (timings). A few thumbnails go to out_dir/photos/ (the baseline also
+    writes the originals to photos_truth/), each photo's scores to out_dir/photos_per_image.csv."""
     folder = Path(params.photos).expanduser()
     if not folder.is_dir():
         raise UserError(f"evaluate.photos: {folder}: folder not found")
@@ -102,7 +107,7 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
     if not files:
         raise UserError(f"evaluate.photos: {folder}: no image files")
     accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
-    seconds, megapixels, shown, grey = 0.0, 0.0, 0, []
+    seconds, megapixels, shown, grey, scored, truths, preds = 0.0, 0.0, 0, [], [], [], []
     for path in files:
         rgb = load_rgb(path)
         # A photo that is already grey scores the grey baseline's capped 100 dB: it would decide
@@ -117,6 +122,9 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
         truth, pred = _square_lab(rgb, params.photo_size), _square_lab(colored, params.photo_size)
         # Scored with the truth's L: only the colours are the model's.
         accumulator.update(truth[None, :1], pred[None, 1:], truth[None, 1:])
+        truths.append(color.lab_planes_to_rgb_uint8(truth[:1], truth[1:]))
+        preds.append(color.lab_planes_to_rgb_uint8(truth[:1], pred[1:]))
+        scored.append(path.name)
         if shown < params.photos_shown:
             save_png(out_dir / "photos" / f"{shown:02d}.png", _thumbnail(colored, 384))
             if baseline:
@@ -128,13 +136,43 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
     if len(grey) == len(files):
         raise UserError(f"evaluate.photos: {folder}: every photo is already grey (mean chroma < "
                         f"{params.photos_min_chroma:g}); nothing to score")
-    scores = {f"photos_{k}": v for k, v in accumulator.result().items()}
-    scores["photos_count"] = len(files) - len(grey)
+    scores, per_image = _summarise(accumulator, np.stack(preds), np.stack(truths),
+                                   judge.imagenet_labels(scored) if own_judge else None, own_judge, params)
+    atomic.write_text(out_dir / "photos_per_image.csv", _per_image_csv(scored, per_image))
+    scores = {f"photos_{k}": v for k, v in scores.items()}
+    scores["photos_count"] = len(scored)
     scores["photos_skipped_grey"] = len(grey)
-    scores["photos_seconds_per_megapixel"] = 0.0 if baseline else seconds / megapixels
     log.info("%s on %d full-resolution photos (scored at %d px): PSNR %.2f dB, ΔCF %.1f", name, scores["photos_count"],
              params.photo_size, scores["photos_psnr"], scores["photos_delta_colorfulness"])
-    return scores
+    return scores, {} if baseline else {"photos_seconds_per_megapixel": seconds / megapixels}
+
+
+PER_IMAGE_COLUMNS = ("psnr", "ssim", "colorfulness", "colorfulness_gt", "semantic_agreement")
+CI_METRICS = ("psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "delta_colorfulness", "semantic_agreement")
+
+
+def _summarise(accumulator: MetricAccumulator, preds: np.ndarray, truths: np.ndarray, labels: np.ndarray,
+               own_judge: str | None, params: EvaluateParams) -> tuple[dict, dict]:
+    """The set's metrics, the judges' (unless evaluate.judge is off) and each metric's 95 %
+    bootstrap interval ({"low", "high"}); and the per-image values."""
+    scores, per_image = accumulator.result(), accumulator.per_image()
+    if own_judge:
+        judged, per_image["semantic_agreement"] = judge.judge_all(preds, truths, labels, own_judge)
+        scores.update(judged)
+    if params.bootstrap_draws:
+        found = uncertainty.intervals(per_image, CI_METRICS, params.seed, params.bootstrap_draws)
+        scores.update({f"{k}_ci": {"low": low, "high": high} for k, (low, high) in found.items()})
+    return scores, per_image
+
+
+def _per_image_csv(images: list, per_image: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = [c for c in PER_IMAGE_COLUMNS if c in per_image]
+    writer.writerow(["image", *columns])
+    for i, image in enumerate(images):
+        writer.writerow([image, *(round(float(per_image[c][i]), 6) for c in columns)])
+    return out.getvalue()
 
 
 def palette_accuracy(colorizer, L: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
@@ -150,19 +188,21 @@ def load_model(name: str, params: EvaluateParams, models_dir) -> tuple[torch.nn.
     """The model to score (the grey baseline for `grey`), what the report shows of it, its run.json
     (None for the baseline), and the working size its full-resolution photos are colorized at."""
     if name == GREY:
-        description = {"network": None, "representation": None, "parameters": 0, "train_seconds": None}
+        description = {"network": None, "representation": None, "parameters": 0}
         return GreyBaseline(), description, None, params.working_size or params.photo_size
     colorizer, config = checkpoint.load(Path(models_dir) / name / "best.pt")
-    description = {k: config.get(k) for k in ("network", "representation", "parameters", "train_seconds")}
+    description = {k: config.get(k) for k in ("network", "representation", "parameters")}
     description.update(best_epoch=config.get("epoch"), setup=describe_setup(config),
-                       weights=describe_weights(config.get("network_args", {})))
+                       weights=describe_weights(config.get("network_args", {})),
+                       network_args=config.get("network_args", {}))
     run = tracking.read_run_file(Path(models_dir) / name / "run.json")
     return colorizer, description, run, params.working_size or config.get("working_size") or config["image_size"]
 
 
-def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Gamut, out_dir: Path) -> tuple[dict, dict]:
-    """The test metrics and the error CDF; the gallery's pictures (and, for the baseline, the
-    ground truth's) go to out_dir."""
+def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Gamut, out_dir: Path,
+                     labels: np.ndarray, own_judge: str | None) -> tuple[dict, dict, dict]:
+    """The test metrics, the error CDF and the timings; the gallery's pictures (and, for the
+    baseline, the ground truth's) go to out_dir, each image's scores to out_dir/per_image.csv."""
     accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
     shown = {int(row): i for i, row in enumerate(gallery_rows(len(L_all), params))}
     baseline = isinstance(colorizer, GreyBaseline)
@@ -172,7 +212,7 @@ def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Ga
     def predict(L):
         return colorizer(torch.from_numpy(L)).numpy()
 
-    seconds, images, hits, pixels = 0.0, 0, 0, 0
+    seconds, images, hits, pixels, preds, truths = 0.0, 0, 0, 0, [], []
     for start, L, pred, took in _predict_batches(predict, L_all, params.batch_size):
         truth = np.asarray(ab_all[start : start + len(L)], np.float32)
         accumulator.update(L, pred, truth)
@@ -182,17 +222,32 @@ def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Ga
                 hit, count = palette_accuracy(colorizer, L, truth)
             hits, pixels = hits + hit, pixels + count
         for i in range(len(L)):
+            pred_rgb, truth_rgb = color.lab_planes_to_rgb_uint8(L[i], pred[i]), color.lab_planes_to_rgb_uint8(L[i], truth[i])
+            if own_judge:
+                preds.append(pred_rgb)
+                truths.append(truth_rgb)
             if start + i in shown:
-                index = shown[start + i]
-                save_png(out_dir / "gallery" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], pred[i]))
+                save_png(out_dir / "gallery" / f"{shown[start + i]:02d}.png", pred_rgb)
                 if baseline:
-                    save_png(out_dir / "truth" / f"{index:02d}.png", color.lab_planes_to_rgb_uint8(L[i], truth[i]))
-    scores = accumulator.result()
-    # The baseline runs no network: a speed would mean nothing.
-    scores["images_per_second"] = 0.0 if baseline else images / seconds if seconds > 0 else float("inf")
+                    save_png(out_dir / "truth" / f"{shown[start + i]:02d}.png", truth_rgb)
+    scores, per_image = _summarise(accumulator, np.stack(preds) if preds else None,
+                                   np.stack(truths) if truths else None, labels, own_judge, params)
+    atomic.write_text(out_dir / "per_image.csv", _per_image_csv(list(range(len(L_all))), per_image))
     if counts_palette:
         scores["palette_accuracy"] = hits / pixels
-    return scores, accumulator.curve()
+    # The baseline runs no network: a speed would mean nothing.
+    speed = {} if baseline else {"images_per_second": images / seconds if seconds > 0 else None}
+    return scores, accumulator.curve(), speed
+
+
+def split_labels(prepared_dir) -> np.ndarray:
+    """The ImageNet class of each test image whose source file name carries a wnid, else -1."""
+    path = Path(prepared_dir) / "manifest.csv"
+    if not path.is_file():
+        return np.zeros(0, dtype=np.int64)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = sorted((int(r["index"]), r["raw_path"]) for r in csv.DictReader(f) if r["split"] == "test")
+    return judge.imagenet_labels([raw for _, raw in rows])
 
 
 def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, models_dir, out_dir) -> dict:
@@ -202,22 +257,33 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
         raise UserError(f"{prepared_dir}: the test split is empty; raise prepare.test_fraction")
     gamut = Gamut.load(palette_dir)
     colorizer, description, run, working = load_model(name, params, models_dir)
+    own_judge = judge.judge_for(description.pop("network_args", None)) if params.judge else None
+    labels = split_labels(prepared_dir) if own_judge else np.zeros(0)
     with atomic.atomic_path(out_dir, is_dir=True) as tmp:
-        scores, curve = score_test_split(colorizer, L_all, ab_all, params, gamut, tmp)
+        scores, curve, speed = score_test_split(colorizer, L_all, ab_all, params, gamut, tmp,
+                                                labels if len(labels) == len(L_all) else None, own_judge)
         if params.photos:
             colorize_rgb = FullResolution(colorizer, working, torch.device("cpu"))
-            scores.update(evaluate_photos(name, colorize_rgb, params, gamut, tmp,
-                                          baseline=isinstance(colorizer, GreyBaseline)))
+            photo_scores, photo_speed = evaluate_photos(name, colorize_rgb, params, gamut, tmp, own_judge,
+                                                        baseline=isinstance(colorizer, GreyBaseline))
+            scores.update(photo_scores)
+            speed.update(photo_speed)
         result = {"model": name, **scores, **description}
         atomic.write_json(tmp / "metrics.json", result)
         atomic.write_text(tmp / "auc_curve.csv", _curve_csv(curve))
+        timings.write(tmp, speed)
 
     if run:
-        _log_to_training_run(run, scores)
-    log.info("%s on %d test images: PSNR %.2f dB, SSIM %.3f, AuC %.3f (rebal. %.3f), CF %.1f vs %.1f",
-             name, scores["images"], scores["psnr"], scores["ssim"], scores["auc"], scores["auc_rebalanced"],
-             scores["colorfulness"], scores["colorfulness_gt"])
+        _log_to_training_run(run, {**scores, **speed})
+    log.info("%s on %d test images: PSNR %.2f dB [%s], SSIM %.3f, AuC %.3f (rebal. %.3f), CF %.1f vs %.1f%s",
+             name, scores["images"], scores["psnr"], _interval(scores.get("psnr_ci")), scores["ssim"], scores["auc"],
+             scores["auc_rebalanced"], scores["colorfulness"], scores["colorfulness_gt"],
+             f", agreement {scores['semantic_agreement']:.2f} ({own_judge})" if own_judge else "")
     return result
+
+
+def _interval(ci: dict | None) -> str:
+    return f"{ci['low']:.2f}, {ci['high']:.2f}" if ci else "no interval"
 
 
 def _log_to_training_run(run: dict, scores: dict) -> None:

@@ -17,30 +17,28 @@ class Column:
     title: str
     digits: int  # decimals shown; "best" is judged on the shown value, so bold never looks arbitrary
     best: str | None  # "max", "min", "closest_to_zero" or None (not ranked)
+    interval: bool = False  # shown with its 95 % bootstrap interval (KEY_ci in metrics.json)
 
 
 COLUMNS = (
-    Column("psnr", "PSNR (dB)", 2, "max"),
-    Column("ssim", "SSIM", 4, "max"),
-    Column("auc", "AuC", 4, "max"),
-    Column("auc_rebalanced", "AuC (rebal.)", 4, "max"),
+    Column("psnr", "PSNR (dB)", 2, "max", True),
+    Column("ssim", "SSIM", 4, "max", True),
+    Column("auc", "AuC", 4, "max", True),
+    Column("auc_rebalanced", "AuC (rebal.)", 4, "max", True),
     Column("colorfulness", "CF", 2, None),
     Column("colorfulness_gt", "CF gt", 2, None),
     # Judged by |ΔCF|: if ΔCF is signed (CF - CF gt), "lowest" would crown the grey baseline,
     # whose ΔCF is -CF gt; for a non-negative ΔCF the two rules agree.
-    Column("delta_colorfulness", "ΔCF", 2, "closest_to_zero"),
-    Column("train_seconds", "train (s)", 0, "min"),  # optional: None for grey and older evaluations
-    Column("images_per_second", "img/s", 1, "max"),
+    Column("delta_colorfulness", "ΔCF", 2, "closest_to_zero", True),
+    Column("semantic_agreement", "agree.", 2, "max", True),  # optional: evaluate.judge off
+    Column("fd", "FD", 1, "min"),
 )
-# The grey baseline runs no network, so its throughput would always "win" and say nothing.
-NOT_RANKED_FOR_BASELINE = {"images_per_second", "train_seconds"}
 DESCRIPTIVE_COLUMNS = ("model", "network", "representation", "params")
 BEST_NOTE = (
-    "Bold = best in its column: highest PSNR, SSIM, AuC, AuC (rebal.) and img/s, shortest training "
-    "(train (s): every epoch of the run, from its history.csv) "
-    "(the grey baseline is not ranked for img/s and training: it runs no network); "
-    "ΔCF closest to 0 (the smallest gap to the ground truth's colourfulness); "
-    "CF and CF gt are not ranked."
+    "Bold = best in its column: highest PSNR, SSIM, AuC, AuC (rebal.) and agreement, lowest FD, "
+    "ΔCF closest to 0 (the smallest gap to the ground truth's colourfulness); CF and CF gt are not "
+    "ranked. [low, high]: 95 % bootstrap interval over the test images (evaluate.bootstrap_draws "
+    "resamples): two models whose intervals overlap may still differ, which the paired test below says."
 )
 
 
@@ -50,10 +48,7 @@ def best_per_column(records: list[dict]) -> dict[str, set[str]]:
     for col in COLUMNS:
         if col.best is None:
             continue
-        ranked = [
-            r for r in records
-            if not (r["name"] == GREY and col.key in NOT_RANKED_FOR_BASELINE) and r.get(col.key) is not None
-        ]
+        ranked = [r for r in records if r.get(col.key) is not None]
         if not ranked:
             best[col.key] = set()
             continue
@@ -97,6 +92,55 @@ def format_value(record: dict, col: Column) -> str:
     return "—" if value is None else f"{value:.{col.digits}f}"
 
 
+def format_interval(record: dict, col: Column) -> str:
+    """"[low, high]" for a column shown with its interval, "" when there is none."""
+    ci = record.get(f"{col.key}_ci") if col.interval else None
+    return f"[{ci['low']:.{col.digits}f}, {ci['high']:.{col.digits}f}]" if ci else ""
+
+
+def judges_note(records: list[dict]) -> str:
+    """Which ImageNet classifier judged each model, and what the truth scores against the labels."""
+    judged = [r for r in records if r.get("judge")]
+    if not judged:
+        return ""
+    by_judge = {}
+    for r in judged:
+        by_judge.setdefault(r.get("judge_title") or r["judge"], []).append(row_label(r["name"]))
+    who = "; ".join(f"{title}: {', '.join(names)}" for title, names in by_judge.items())
+    note = ("agree. = top-1 agreement of an ImageNet classifier between the colorized and the original "
+            "image (Zhang et al. 2016, semantic interpretability; 1 for the truth). FD = Fréchet distance "
+            "between its pooled features of the colorized and of the original images: FID's formula on "
+            "another network, comparable within this table only, not with published FIDs. Each model is "
+            f"judged by a network that is not its own encoder ({who}).")
+    labelled = [r for r in judged if r.get("label_top1") is not None]
+    if labelled:
+        note += " Top-1 accuracy against the ImageNet labels of the file names: " + ", ".join(
+            f"{row_label(r['name'])} {r['label_top1']:.2f}" for r in labelled) + (
+            f"; the truth {labelled[0]['label_top1_truth']:.2f} ({labelled[0].get('labelled_images')} labelled images).")
+    return note
+
+
+def render_versus(recommended: str | None, records: list[dict]) -> list[str]:
+    """The paired test: is the recommended model's lead over each other model more than chance?"""
+    rows = [r for r in records if r.get("versus")]
+    if recommended is None or not rows:
+        return []
+    lines = [f"## Is {recommended}'s lead significant?", "",
+             f"Paired bootstrap on the same test images: {recommended} minus each model, 95 % interval; "
+             "significant when the interval leaves out 0. ΔCF: a negative difference means "
+             f"{recommended}'s colourfulness is closer to the truth's.", "",
+             "| model | PSNR difference (dB) | significant | abs(ΔCF) difference | significant |",
+             "|:---|---:|:---:|---:|:---:|"]
+    for r in rows:
+        cells = [_md(row_label(r["name"]))]
+        for key in ("psnr", "delta_colorfulness"):
+            v = r["versus"].get(key)
+            cells += [f"{v['difference']:+.2f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]", "yes" if v["significant"] else "no"] \
+                if v else ["—", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def images_note(records: list[dict]) -> str:
     counts = sorted({r["images"] for r in records})
     if len(counts) == 1:
@@ -113,7 +157,7 @@ def _md(text: str) -> str:
     return text
 
 
-def render_markdown(records: list[dict], note: str = "") -> str:
+def render_markdown(records: list[dict], note: str = "", recommended: str | None = None) -> str:
     best = best_per_column(records)
     header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in COLUMNS)]
     lines = [
@@ -131,9 +175,12 @@ def render_markdown(records: list[dict], note: str = "") -> str:
         ]
         for col in COLUMNS:
             shown = format_value(r, col)
-            cells.append(f"**{shown}**" if r["name"] in best.get(col.key, ()) else shown)
+            shown = f"**{shown}**" if r["name"] in best.get(col.key, ()) else shown
+            cells.append(f"{shown} {format_interval(r, col)}".strip())
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"{BEST_NOTE} {images_note(records)}", ""]
+    if judges_note(records):
+        lines += [judges_note(records), ""]
     if note:
         lines += [note, ""]
-    return "\n".join(lines)
+    return "\n".join(lines + render_versus(recommended, records))

@@ -104,6 +104,9 @@ class MetricAccumulator:
         self._weights = np.zeros(n_bins, dtype=np.float64)
         self._images = 0
         self._sums = {"psnr": 0.0, "ssim": 0.0, "colorfulness": 0.0, "colorfulness_gt": 0.0}
+        # Per image, for bootstrap intervals (uncertainty.py): the scores and each image's share
+        # of the error histograms.
+        self._per_image = {name: [] for name in (*self._sums, "error_hist", "error_hist_rebalanced")}
 
     def update(self, L, pred_ab, true_ab) -> None:
         """Add a batch: L (B, 1, H, W) in [0, 100]; pred_ab, true_ab (B, 2, H, W) in Lab units."""
@@ -131,9 +134,17 @@ class MetricAccumulator:
         self._counts += np.bincount(bins, minlength=n_bins)
         if weights is not None:
             self._weights += np.bincount(bins, weights=weights, minlength=n_bins)
-        for scores in image_scores:
+        per_image_bins = bins.reshape(len(image_scores), -1)
+        per_image_weights = None if weights is None else weights.reshape(len(image_scores), -1)
+        for i, scores in enumerate(image_scores):
             for name, value in scores.items():
                 self._sums[name] += value
+                self._per_image[name].append(value)
+            counts = np.bincount(per_image_bins[i], minlength=n_bins).astype(np.float64)
+            self._per_image["error_hist"].append(counts)
+            self._per_image["error_hist_rebalanced"].append(
+                counts if per_image_weights is None
+                else np.bincount(per_image_bins[i], weights=per_image_weights[i], minlength=n_bins))
         self._images += len(image_scores)
 
     def _pixel_weights(self, true_ab: np.ndarray) -> np.ndarray | None:
@@ -184,6 +195,11 @@ class MetricAccumulator:
             "cdf": cdf.tolist(),
             "cdf_rebalanced": cdf_rebalanced.tolist(),
         }
+
+    def per_image(self) -> dict[str, np.ndarray]:
+        """Each image's psnr, ssim, colorfulness and colorfulness_gt, and its error histograms
+        (images, bins), in the order scored."""
+        return {name: np.asarray(values, np.float64) for name, values in self._per_image.items()}
 
     def result(self) -> dict:
         """Test-set metrics: means over images, and AuCs (the mean CDF over thresholds, 0..1)."""

@@ -73,7 +73,8 @@ def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
 
     tags = tracking.registered_tags(uri)
     colorizer = tracking.load_logged_model(uri, dev)
-    info = {"model": tags.get("chromalab.model", uri), "network": tags.get("network", "?"),
+    info = {"model": tags.get("chromalab.model", uri), "name": tags.get("chromalab.model", uri),
+            "network": tags.get("network", "?"),
             "representation": tags.get("representation", "?"), "source": uri}
     if tags.get("image_size", "").isdigit():
         info["image_size"] = int(tags["image_size"])
@@ -81,9 +82,9 @@ def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
 
 
 def load(model: str | None, size: int | None, device: str, root: Path | None = None) -> tuple[FullResolution, dict]:
-    """The FullResolution runner for --model/--size/--device, and a description: model, network,
-    representation, source (where it came from) and image_size (its working size: the size it was
-    chosen at on val, when known)."""
+    """The FullResolution runner for --model/--size/--device, and a description: model (as said to
+    the user), name (the model's own name), network, representation, source (its checkpoint file or
+    MLflow URI) and image_size (its working size: the size it was chosen at on val, when known)."""
     root = root or paths.repo_root()
     dev = select_device(device)
     if model and is_mlflow_uri(model):
@@ -97,7 +98,8 @@ def load(model: str | None, size: int | None, device: str, root: Path | None = N
             ckpt = resolve_checkpoint(model, root)
         colorizer, cfg = checkpoint.load(ckpt, device=dev)
         working = cfg.get("working_size") or cfg["image_size"]
-        info = {"model": ("released " if model is None else "") + cfg.get("model", ckpt.stem),
+        name = cfg.get("model", ckpt.stem)
+        info = {"model": ("released " if model is None else "") + name, "name": name,
                 "network": cfg["network"], "representation": cfg["representation"], "source": str(ckpt),
                 "image_size": int(working)}
     if size is None and "image_size" not in info:

@@ -3,8 +3,11 @@ reports/metrics.json holds (what `dvc metrics show/diff` display)."""
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
+
+import numpy as np
 
 from chromalab import paths
 from chromalab.atomic import read_json
@@ -20,9 +23,10 @@ METRICS = (
     "colorfulness",
     "colorfulness_gt",
     "delta_colorfulness",
-    "images_per_second",
 )
-OPTIONAL_METRICS = {"train_seconds"}  # None for grey and for evaluations older than the key
+# None or absent when evaluate.judge is off (fd: also with fewer than two test images).
+OPTIONAL_METRICS = ("semantic_agreement", "fd", "label_top1", "label_top1_truth",
+                    "semantic_agreement_mobilenetv2", "semantic_agreement_lite0", "fd_mobilenetv2", "fd_lite0")
 
 
 def _number(path: Path, data: dict, key: str) -> float:
@@ -47,6 +51,11 @@ def read_metrics(path: Path) -> dict:
         data[key] = _number(path, data, key)
     for key in OPTIONAL_METRICS:
         data[key] = _number(path, data, key) if data.get(key) is not None else None
+    for key in [k for k in data if k.endswith("_ci")]:
+        ci = data[key]
+        if not isinstance(ci, dict) or {"low", "high"} - set(ci):
+            raise UserError(f"{path}: {key} must be an object with low and high, got {ci!r}")
+        data[key] = {"low": _number(path, ci, "low"), "high": _number(path, ci, "high")}
     if isinstance(data["images"], bool) or not isinstance(data["images"], int):
         raise UserError(f"{path}: images must be an integer, got {data['images']!r}")
     return data
@@ -66,7 +75,40 @@ def load_records(names: list[str], reports_dir: Path) -> list[dict]:
 
 
 def metrics_summary(records: list[dict], recommended: str | None) -> dict:
-    """{name: {metric: value rounded to 4 decimals}, "recommended": name}: what `dvc metrics
-    show/diff` display, and what `chromalab colorize` uses when no --model is given."""
-    summary = {r["name"]: {key: round(r[key], 4) for key in METRICS} for r in records}
+    """{name: {metric: value rounded to 4 decimals, metric_ci: {low, high}}, "recommended": name}:
+    what `dvc metrics show/diff` display, and what `chromalab colorize --model recommended` uses."""
+    summary = {}
+    for r in records:
+        entry = {}
+        for key in (*METRICS, *OPTIONAL_METRICS):
+            if r.get(key) is not None:
+                entry[key] = round(r[key], 4)
+            if r.get(f"{key}_ci"):
+                entry[f"{key}_ci"] = {side: round(v, 4) for side, v in r[f"{key}_ci"].items()}
+        summary[r["name"]] = entry
     return {**summary, RECOMMENDED: recommended}
+
+
+def read_per_image(source, name=None) -> dict:
+    """per_image.csv (a path, or an open text file with its `name`) back: {"image": [...],
+    column: np.ndarray}, every value a finite number."""
+    name = name or str(source)
+    if isinstance(source, (str, Path)):
+        with open(source, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        rows = list(csv.DictReader(source))
+    if not rows:
+        raise UserError(f"{name}: no images")
+    out = {"image": [r["image"] for r in rows]}
+    for column in rows[0]:
+        if column == "image":
+            continue
+        try:
+            values = np.array([float(r[column]) for r in rows])
+        except (TypeError, ValueError):
+            raise UserError(f"{name}: {column} holds a value that is not a number") from None
+        if not np.all(np.isfinite(values)):
+            raise UserError(f"{name}: {column} holds a value that is not a finite number")
+        out[column] = values
+    return out

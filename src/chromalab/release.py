@@ -17,7 +17,7 @@ import json
 import logging
 from pathlib import Path
 
-from chromalab import atomic, checkpoint, paths
+from chromalab import atomic, checkpoint, paths, timings
 from chromalab.errors import UserError
 from chromalab.models.packaged import sha256_of
 
@@ -110,7 +110,8 @@ def model_card(name: str, config: dict, info: dict, scores: dict, grey: dict, co
         f"- commit: `{commit}`",
         f"- data: prepared manifest sha256 `{config.get('data_sha256')}`; trained on {config.get('image_size')} px "
         f"crops, chosen on val at {info['working_size']} px: epoch {config.get('epoch')} of "
-        f"{(config.get('train') or {}).get('epochs', '?')} (after {config.get('train_seconds', 0):.0f} s of training)"
+        f"{(config.get('train') or {}).get('epochs', '?')}"
+        + (f" (after {info['train_seconds']:.0f} s of training)" if info.get("train_seconds") else "")
         + (f", decoding temperature {config['representation_args']['temperature']:g}"
            if config.get("temperature_sweep") else ""),
         f"- knobs: {', '.join(f'{k}={v}' for k, v in args.items())}",
@@ -152,7 +153,8 @@ def release(name: str, out_dir: Path, command: str, root: Path | None = None) ->
     checkpoint.save(target, colorizer, cfg, omit_packaged=True)
     omitted = checkpoint.read(target).get("omitted", [])
     info = {"model": name, "file": target.name, "sha256": sha256_of(target), "bytes": target.stat().st_size,
-            "working_size": int(cfg.get("working_size") or cfg["image_size"]), "omitted": omitted}
+            "working_size": int(cfg.get("working_size") or cfg["image_size"]), "omitted": omitted,
+            "train_seconds": timings.read(source.parent).get("train_seconds")}
     commit = vcs.head(root)[0]
     atomic.write_text(out_dir / "MODEL_CARD.md", model_card(name, cfg, info, scores, grey, commit, command, used,
                                                              gallery is not None))

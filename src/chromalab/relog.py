@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from chromalab import checkpoint, paths, tracking
+from chromalab import checkpoint, paths, timings, tracking
 from chromalab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def relog(name: str, root: Path | None = None) -> dict:
                 for row in csv.DictReader(f):
                     tracking.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and v not in ("", None)},
                                          step=int(row["epoch"]))
-        tracking.log_metrics({"best_epoch": config.get("epoch", 0), "train_seconds": config.get("train_seconds") or 0})
+        seconds = timings.read(best.parent).get("train_seconds")
+        tracking.log_metrics({"best_epoch": config.get("epoch", 0), **({"train_seconds": seconds} if seconds else {})})
         scores_file = root / paths.EVAL / name / "metrics.json"
         if scores_file.is_file():
             scores = json.loads(scores_file.read_text())

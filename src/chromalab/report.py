@@ -5,8 +5,10 @@ the evaluate stage colorized full-size photos, photos/*.png with grey/photos_tru
 model in league order followed by the grey baseline, reports/train/NAME/history.csv, each model's
 run.json and the prepared data's summary, and writes under reports/:
 
-- metrics.json: {name: {metric: number}} plus "recommended": the `dvc metrics` file;
-- comparison.md: the league table, best value per column in bold;
+- metrics.json: {name: {metric: number, metric_ci: {low, high}}} plus "recommended": the `dvc
+  metrics` file;
+- comparison.md: the league table, best value per column in bold, 95 % intervals, and whether the
+  recommended model's lead over each other model is significant (paired bootstrap, compare.py);
 - index.html: a self-contained page (report_page.py): the table, lineage, galleries, curves;
 - curves/: the training and error-CDF plots (SVG) and their data in long form (CSV, one row per
   model and step) for `dvc plots show/diff`, which dvc.yaml declares;
@@ -32,7 +34,7 @@ from chromalab.errors import UserError
 from chromalab.gallery import PHOTOS, TEST_IMAGES, collect_gallery, display_width
 from chromalab.league_table import render_markdown
 from chromalab.recommend import RECOMMENDED, recommendation_note, recommended_model
-from chromalab.records import EVAL_SUBDIR, load_records, metrics_summary
+from chromalab.records import EVAL_SUBDIR, load_records, metrics_summary, read_per_image
 from chromalab.report_page import Report, render_html
 
 log = logging.getLogger(__name__)
@@ -83,15 +85,6 @@ def long_csv(series: dict[str, list[dict]]) -> str:
     return out.getvalue()
 
 
-def whole_training_seconds(history: list[dict] | None, fallback: float | None) -> float | None:
-    """The whole training run's time, every epoch's `seconds` summed: what the model cost. (The
-    checkpoint's own train_seconds stops at its best epoch.) `fallback` without a history."""
-    try:
-        return sum(float(row["seconds"]) for row in history) if history else fallback
-    except (KeyError, TypeError, ValueError):
-        return fallback
-
-
 def training_plot_name(name: str) -> str:
     return f"training_{name}.svg"
 
@@ -129,13 +122,12 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
     histories = collect_series([n for n in names if n != GREY], reports_dir / "train", "history.csv",
                                "training curves")
     cdfs = collect_series(names, reports_dir / EVAL_SUBDIR, "auc_curve.csv", "error CDF")
-    for record in records:
-        record["train_seconds"] = whole_training_seconds(histories.get(record["name"]), record["train_seconds"])
     counts = sorted({r["images"] for r in records})
     if len(counts) > 1:
         log.warning("models were scored on different numbers of test images: %s", counts)
 
     recommended = recommended_model(records, params.max_delta_colorfulness)
+    _paired_with(recommended, records, reports_dir)
     lineage = lineage_mod.collect(names, all_params or {}, root / paths.MODELS, root / paths.PREPARED, root)
     registry = register_recommended(recommended, records, lineage, params)
     link_runs(lineage)
@@ -152,6 +144,26 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
     log.info("report: %d models (%s), %d gallery images, recommended %s -> %s",
              len(records), ", ".join(names), len(report.gallery.rows), recommended, reports_dir)
     return metrics_summary(records, recommended)
+
+
+def _paired_with(recommended: str | None, records: list[dict], reports_dir: Path) -> None:
+    """record["versus"]: the recommended model minus this one, by a paired bootstrap on the same
+    test images (compare.versus); left out where either has no per_image.csv."""
+    from chromalab.compare import versus
+
+    if recommended is None:
+        return
+    folder = reports_dir / EVAL_SUBDIR
+    per_image = {r["name"]: read_per_image(folder / r["name"] / "per_image.csv") for r in records
+                 if (folder / r["name"] / "per_image.csv").is_file()}
+    if recommended not in per_image:
+        return
+    for record in records:
+        if record["name"] != recommended and record["name"] in per_image:
+            try:
+                record["versus"] = versus(per_image[recommended], per_image[record["name"]])
+            except UserError as err:
+                log.warning("report: no paired test of %s against %s: %s", recommended, record["name"], err)
 
 
 def _palette(reports_dir: Path) -> tuple[str, int] | None:
@@ -176,7 +188,7 @@ def _write(report: Report, names: list[str], reports_dir: Path, histories: dict,
     league_rows = [[reports_dir / c for c in cells] for _, cells in report.gallery.rows if all(cells)][:hero_images]
     league_png = figures.hero_image(league_rows, report.gallery.headers) if league_rows else figures.placeholder_png(nothing)
     metrics = metrics_summary(report.records, report.recommended)
-    markdown = render_markdown(report.records, report.recommendation)
+    markdown = render_markdown(report.records, report.recommendation, report.recommended)
     page = render_html(report)
 
     with atomic.atomic_path(reports_dir / CURVES_DIR, is_dir=True) as tmp:

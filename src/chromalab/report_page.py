@@ -16,8 +16,8 @@ from urllib.parse import quote
 from chromalab.config import GREY
 from chromalab.gallery import Gallery
 from chromalab.league_table import (
-    BEST_NOTE, COLUMNS, DESCRIPTIVE_COLUMNS, best_per_column, format_count, format_value, images_note, or_dash,
-    row_label,
+    BEST_NOTE, COLUMNS, DESCRIPTIVE_COLUMNS, best_per_column, format_count, format_interval, format_value, images_note,
+    judges_note, or_dash, row_label,
 )
 
 @dataclasses.dataclass
@@ -117,10 +117,32 @@ def _league(records: list[dict], recommended: str | None) -> list[str]:
         for col in COLUMNS:
             cls = "num best" if name in best.get(col.key, ()) else "num"
             value = r.get(col.key)
-            out.append(f'<td class="{cls}" data-sort="{"" if value is None else repr(value)}">{format_value(r, col)}</td>')
+            interval = format_interval(r, col)
+            shown = format_value(r, col) + (f"<br><small>{interval}</small>" if interval else "")
+            out.append(f'<td class="{cls}" data-sort="{"" if value is None else repr(value)}">{shown}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
     return out
+
+
+def _versus(records: list[dict], recommended: str | None) -> list[str]:
+    """The paired bootstrap of the recommended model against each other model (report.py)."""
+    rows = [r for r in records if r.get("versus")]
+    if recommended is None or not rows:
+        return []
+    out = [f'<p class="note">Is {_e(recommended)}\'s lead more than chance? Paired bootstrap on the same '
+           f"test images: {_e(recommended)} minus each model, 95 % interval; significant when it leaves out 0 "
+           "(for |ΔCF|, negative = closer to the truth's colourfulness).</p>",
+           '<table class="league"><thead><tr><th>model</th><th>PSNR difference (dB)</th><th>significant</th>'
+           "<th>|ΔCF| difference</th><th>significant</th></tr></thead><tbody>"]
+    for r in rows:
+        cells = [f"<td>{_e(row_label(r['name']))}</td>"]
+        for key in ("psnr", "delta_colorfulness"):
+            v = r["versus"].get(key)
+            cells += [f'<td class="num">{v["difference"]:+.2f} <small>[{v["ci"][0]:+.2f}, {v["ci"][1]:+.2f}]</small></td>',
+                      f"<td>{'yes' if v['significant'] else 'no'}</td>"] if v else ["<td>—</td>", "<td>—</td>"]
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return out + ["</tbody></table>"]
 
 
 def _gallery(gallery: Gallery, empty: str) -> list[str]:
@@ -217,11 +239,13 @@ def render_html(report: Report) -> str:
         '<nav><a href="#league">league</a><a href="#lineage">lineage</a><a href="#gallery">gallery</a>'
         '<a href="#curves">curves</a><a href="#palette">palette</a></nav>',
         f'<p><strong>{_e(report.recommendation)}</strong> Colorize with it: '
-        "<code>chromalab colorize PHOTOS…</code> (no <code>--model</code> needed).</p>",
+        "<code>chromalab colorize --model recommended PHOTOS…</code>.</p>",
         f'<img class="hero" src="{_src(report.hero)}" alt="grey input, the recommended model and the truth">',
         '<h2 id="league">League</h2>',
         *_league(records, report.recommended),
         f'<p class="note">{_e(BEST_NOTE)} {_e(images_note(records))} Click a column header to sort.</p>',
+        *([f'<p class="note">{_e(judges_note(records))}</p>'] if judges_note(records) else []),
+        *_versus(records, report.recommended),
         '<h2 id="lineage">Lineage: what produced these numbers</h2>',
         *_lineage(report),
         '<h2 id="gallery">Gallery</h2>',

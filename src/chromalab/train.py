@@ -1,8 +1,10 @@
 """train@MODEL stage: fit one Colorizer on the train split, validate every epoch, keep the best.
 
-Outputs: data/models/MODEL/{best.pt, last.pt, run.json} and reports/train/MODEL/history.csv (the
-per-epoch curves `dvc plots` draws). The best checkpoint is chosen on the validation split
-(selection.py); the test split is never touched here.
+Outputs: data/models/MODEL/{best.pt, last.pt} and reports/train/MODEL/history.csv (the per-epoch
+curves `dvc plots` draws): the same bytes on every rerun with the same params and seed on one CPU
+type. Beside them, ignored by DVC and git, run.json (the MLflow run) and timings.json (seconds).
+The best checkpoint is chosen on the validation split (selection.py); the test split is never
+touched here.
 
 The loop reads top to bottom in `train`: build everything (`_setup`), restore a killed run's
 `TrainingState` if there is one, then per epoch the steps (`_train_epoch`) and the end-of-epoch
@@ -27,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from chromalab import atomic, checkpoint, distributed, resume, tracking
+from chromalab import atomic, checkpoint, distributed, resume, timings, tracking
 from chromalab.augment import augment, augmentation_table
 from chromalab.colorizer import Colorizer, batch_loss, build_colorizer, check_names, count_parameters
 from chromalab.config import ModelParams, TrainParams, as_dict
@@ -41,8 +43,7 @@ log = logging.getLogger(__name__)
 
 # temperature and val_delta_colorfulness: annealed-mean models with train.temperatures, whose val
 # PSNR is then the one at the temperature chosen that epoch.
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds", "temperature",
-                   "val_delta_colorfulness"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "temperature", "val_delta_colorfulness"]
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -86,7 +87,7 @@ def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
 
 def _history_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, HISTORY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, HISTORY_COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -149,6 +150,7 @@ class TrainingState:
     totals: tuple = (0.0, 0)
     run_id: str | None = None
     seconds: float = 0.0  # training time before this process started
+    epoch_seconds: list = dataclasses.field(default_factory=list)
     rng: dict | None = None  # the saved RNG states, restored last
 
     def save(self, path: Path, setup: Setup, fingerprint: str, seconds: float) -> None:
@@ -158,7 +160,7 @@ class TrainingState:
             "scaler": setup.scaler.state_dict() if setup.scaler else None,
             "history": self.history, "best": self.best, "best_weights": self.best_weights,
             "epoch": self.epoch, "step": self.step, "totals": list(self.totals), "run_id": self.run_id,
-            "train_seconds": seconds,
+            "train_seconds": seconds, "epoch_seconds": self.epoch_seconds,
         })
 
     @classmethod
@@ -172,7 +174,8 @@ class TrainingState:
         if setup.scaler and saved.get("scaler"):
             setup.scaler.load_state_dict(saved["scaler"])
         return cls(saved["history"], saved["best"], saved["best_weights"], saved["epoch"], saved["step"],
-                   tuple(saved["totals"]), saved.get("run_id"), saved["train_seconds"], saved["rng"])
+                   tuple(saved["totals"]), saved.get("run_id"), saved["train_seconds"],
+                   saved.get("epoch_seconds", []), saved["rng"])
 
 
 def _check_sizes(summary: dict, colorizer: Colorizer, model: ModelParams, params: TrainParams) -> None:
@@ -227,7 +230,7 @@ def _setup(name: str, model: ModelParams, params: TrainParams, prepared_dir: Pat
         "image_size": summary["size"], "labels": summary.get("labels", []),
         # The size `chromalab colorize` works at by default: what val chose the model on.
         "working_size": summary.get("eval_size", summary["size"]),
-        "data_sha256": summary["manifest_sha256"], "mlflow_run_id": None,
+        "data_sha256": summary["manifest_sha256"],
         "parameters": n_params, "train": as_dict(params),
     }
     val_loader = batch_loader(val_set, params.batch_size, False, 0, params.num_workers, device.type == "cuda")
@@ -282,13 +285,17 @@ def _end_epoch(setup: Setup, state: TrainingState, row: dict, track: tracking.Ru
     row.update(validate(colorizer, setup.val_loader, setup.device, setup.alpha, setup.cache["val"]))
     if setup.sweeping:
         row.update(sweep_temperature(colorizer, config, params, setup.val_loader, setup.device, setup.cache["val"]))
-    row.update(lr=setup.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - epoch_start)
+    row.update(lr=setup.optimizer.param_groups[0]["lr"])
     state.history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
-    track(tracking.log_metrics, {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+    seconds = time.perf_counter() - epoch_start
+    state.epoch_seconds.append(round(seconds, 3))
+    timings.write(setup.out_dir, {"train_seconds": round(elapsed(), 2), "epoch_seconds": state.epoch_seconds})
+    track(tracking.log_metrics, {**{k: v for k, v in row.items() if k != "epoch"}, "seconds": seconds},
+          step=row["epoch"])
     log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f val_psnr %.2f dB (%.1f s)", setup.name, row["epoch"],
-             params.epochs, row["train_loss"], row["val_loss"], row["val_psnr"], row["seconds"])
-    config.update(epoch=row["epoch"], train_seconds=round(elapsed(), 2), val_loss=row["val_loss"],
-                  val_psnr=row["val_psnr"], val_delta_colorfulness=row.get("val_delta_colorfulness"))
+             params.epochs, row["train_loss"], row["val_loss"], row["val_psnr"], seconds)
+    config.update(epoch=row["epoch"], val_loss=row["val_loss"], val_psnr=row["val_psnr"],
+                  val_delta_colorfulness=row.get("val_delta_colorfulness"))
     checkpoint.save(setup.out_dir / "last.pt", colorizer, config)
     if state.best is None or better(config, state.best, setup.sweeping, params.max_delta_colorfulness):
         state.best = dict(config)
@@ -314,7 +321,7 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
                  setup.steps_per_epoch, resume_path)
     track = tracking.RunTracker(world.is_main and tracking.enabled(), name)
     if world.is_main:
-        state.run_id = config["mlflow_run_id"] = _open_run(track, state.run_id, name, logged_params, config)
+        state.run_id = _open_run(track, state.run_id, name, logged_params, config)
         if state.best_weights is not None:  # the resumed run's best so far, back in its place
             best_model = Colorizer(model.network, model.representation, config["network_args"],
                                    config["representation_args"])
@@ -341,7 +348,7 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
                 snapshot(epoch + 1, 0, (0.0, 0))
             distributed.barrier(world)
         if world.is_main:
-            _finish(name, setup.out_dir, config, state.best, track)
+            _finish(name, setup.out_dir, state, track, seconds0 + time.perf_counter() - started)
     except BaseException:
         if world.is_main:
             track(tracking.end_run, "FAILED")
@@ -362,17 +369,18 @@ def _open_run(track: tracking.RunTracker, run_id: str | None, name: str, logged_
     return run_id
 
 
-def _finish(name: str, out_dir: Path, config: dict, best: dict, track: tracking.RunTracker) -> None:
+def _finish(name: str, out_dir: Path, state: TrainingState, track: tracking.RunTracker, seconds: float) -> None:
     """Log the best model to MLflow and write run.json (which says whether logging worked)."""
+    best = state.best
     best_colorizer, _ = checkpoint.load(out_dir / "best.pt")
     if "temperature" in best["representation_args"] and best.get("temperature_sweep"):
         track(tracking.log_metrics, {"temperature": best["representation_args"]["temperature"]})
     model_uri = track(tracking.log_colorizer, best_colorizer)
-    track(tracking.log_metrics, {"best_epoch": best["epoch"], "train_seconds": config["train_seconds"]})
+    track(tracking.log_metrics, {"best_epoch": best["epoch"], "train_seconds": seconds})
     track(tracking.end_run)
-    tracking.write_run_file(out_dir / "run.json", config["mlflow_run_id"] if not track.failure else None,
+    tracking.write_run_file(out_dir / "run.json", state.run_id if not track.failure else None,
                             model_uri, failure=track.failure)
     log.info("%s: best epoch %d (val_loss %.4f, val_psnr %.2f dB%s) in %.0f s", name, best["epoch"],
              best["val_loss"], best["val_psnr"],
              f" at T = {best['representation_args']['temperature']:g}" if best.get("temperature_sweep") else "",
-             config["train_seconds"])
+             seconds)
