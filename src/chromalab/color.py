@@ -4,8 +4,9 @@ CIE Lab with a D65 white point (scikit-image's convention). Networks see L centr
 scaled by 100, and ab scaled by 110 (richzhang/colorization's constants), so every model and every
 representation agree on what a number means.
 
-The numpy functions use scikit-image itself; the torch functions (for losses and decoding on the
-training device) reimplement its formulas so that both agree to float32 precision. torch is
+The numpy functions follow scikit-image (rgb_to_lab with exact operations only, see there); the
+torch functions (for losses and decoding on the training device) reimplement its formulas so that
+both agree to float32 precision. torch is
 imported inside them: the metrics and report code import this module and must not pull in torch.
 """
 
@@ -26,10 +27,66 @@ AB_SCALE = 110.0
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 or [0, 1] float RGB (..., 3) -> float32 Lab (..., 3)."""
-    if rgb.dtype == np.uint8:
-        rgb = rgb.astype(np.float32) / 255.0
-    return skcolor.rgb2lab(rgb).astype(np.float32)
+    """uint8 or [0, 1] float RGB (..., 3) -> float32 Lab (..., 3), scikit-image's rgb2lab (D65).
+
+    Computed in float64 with + - * / only, which IEEE 754 rounds the same way on every x86-64 CPU,
+    so `prepare` writes the same bytes everywhere: np.power and np.cbrt run AVX-512 kernels on an
+    AVX-512 CPU (numpy's X86_V4 dispatch) and other kernels elsewhere, which round differently,
+    and rgb2lab's matrix product goes to a BLAS that picks its kernels by CPU too."""
+    rgb = np.asarray(rgb)
+    if rgb.shape[-1:] != (3,):
+        raise ValueError(f"expected RGB (..., 3), got shape {rgb.shape}")
+    flat = rgb.reshape(-1, 3)
+    out = np.empty(flat.shape, np.float32)
+    for start in range(0, len(flat), _LAB_BLOCK):  # bounded float64 temporaries
+        block = flat[start : start + _LAB_BLOCK]
+        linear = _LINEAR_LUT64[block] if block.dtype == np.uint8 else _srgb_to_linear(block.astype(np.float64))
+        out[start : start + len(block)] = _linear_to_lab(linear)
+    return out.reshape(rgb.shape)
+
+
+_LAB_BLOCK = 1 << 20  # pixels converted at a time
+
+
+def _cbrt(x: np.ndarray) -> np.ndarray:
+    """Cube root of positive float64 values by Halley's method from a start made of exact
+    operations (frexp/ldexp), so the result is the same on every CPU, unlike np.cbrt."""
+    mantissa, exponent = np.frexp(x)  # x = m 2^e, m in [0.5, 1)
+    k = np.floor_divide(exponent, 3)
+    m = np.ldexp(mantissa, exponent - 3 * k)  # in [0.5, 4); cbrt(x) = cbrt(m) 2^k
+    y = 0.6 + 0.26 * m  # within 26 % of cbrt(m) on [0.5, 4)
+    for _ in range(4):  # cubic convergence: 26 % -> 2 % -> 1e-5 -> 1e-15 -> exact to rounding
+        y3 = y * y * y
+        y = y * (y3 + 2.0 * m) / (2.0 * y3 + m)
+    return np.ldexp(y, k)
+
+
+def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    """sRGB companding undone: ((v + 0.055) / 1.055) ** 2.4 above 0.04045, v / 12.92 below, the
+    power taken as x^2 (x^2)^(1/5) with the fifth root by Newton's method (exact operations only)."""
+    x = (np.maximum(v, 0.04045) + 0.055) / 1.055
+    x2 = x * x
+    y = np.ones_like(x2)  # (x^2)^(1/5) in (0.38, 1]: Newton from above converges monotonically
+    for _ in range(12):
+        y4 = (y * y) * (y * y)
+        y = y - (y4 * y - x2) / (5.0 * y4)
+    return np.where(v > 0.04045, x2 * y, v / 12.92)
+
+
+_LINEAR_LUT64 = _srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0)
+
+
+def _linear_to_lab(linear: np.ndarray) -> np.ndarray:
+    """Linear sRGB (N, 3) float64 -> Lab (N, 3): the 3x3 product written out term by term (a
+    fixed order of roundings), then Lab's f(t)."""
+    r, g, b = linear[:, 0], linear[:, 1], linear[:, 2]
+    m = _XYZ_FROM_RGB
+    f = []
+    for row, white in zip(m, _D65):
+        t = (row[0] * r + row[1] * g + row[2] * b) / white
+        f.append(np.where(t > 0.008856, _cbrt(np.maximum(t, 0.008856)), 7.787 * t + 16.0 / 116.0))
+    fx, fy, fz = f
+    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
 
 def lab_to_rgb_uint8(lab: np.ndarray) -> np.ndarray:
