@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The venv's tools first on PATH, so dvc's stage commands (`python pipeline/...`) use them too.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: setup repro test test-fast exp bench cifar10 photos lock clean-venv
+.PHONY: setup repro test test-fast exp bench gpu-check cifar10 photos lock clean-venv
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,13 @@ exp: setup
 # `make repro` first so the no-op `dvc repro` time can be measured).
 bench: setup
 	$(RUN) python benchmarks/bench.py
+
+# On a CUDA machine: trains lite_bins for 300 steps with AMP and channels_last, checks that the loss
+# falls and that the first steps match a CPU float32 run, runs the train stage's code for one epoch
+# and colorizes a photo on the GPU -> reports/gpu_check.json (docs/scaling.md#gpu-check-make-gpu-check).
+# Without CUDA it says so in one line and exits 0; a dry run here: make gpu-check ARGS="--device cpu --steps 30"
+gpu-check: setup
+	$(RUN) python benchmarks/gpu_check.py $(ARGS)
 
 # The whole league on all of CIFAR-10 in about an hour on 2 CPU cores, as the DVC experiment
 # cifar10-full (docs/experiments/cifar10.md). CIFAR10: the extracted train/<class>/, test/<class>/

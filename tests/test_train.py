@@ -201,3 +201,17 @@ def test_the_sweep_runs_every_epoch_and_the_history_says_which_temperature(tmp_p
     config = checkpoint.read(out / "best.pt")["config"]
     assert config["epoch"] == int(chosen["epoch"])
     assert config["representation_args"]["temperature"] == float(chosen["temperature"])
+
+
+def test_cached_features_reach_the_batch_device():
+    """The frozen features live in CPU memory; a model on a GPU must get them on its device (the
+    meta device stands in for CUDA here: the same .to() path, no GPU needed)."""
+    from chromalab.feature_cache import FeatureCache, extra_inputs
+
+    cache = FeatureCache((torch.ones(4, 3, 2, 2), torch.zeros(4, 5)), (torch.full((4, 3, 2, 2), 2.0), torch.ones(4, 5)))
+    batch = {"rows": torch.tensor([0, 2]), "L": torch.empty(2, 1, 8, 8, device="meta")}
+    feats = extra_inputs(cache, batch, torch.tensor([True, False]))["precomputed"]
+    assert all(f.device.type == "meta" for f in feats) and feats[0].shape == (2, 3, 2, 2)
+    on_cpu = extra_inputs(cache, {**batch, "L": torch.empty(2, 1, 8, 8)}, torch.tensor([True, False]))["precomputed"]
+    assert on_cpu[0][0].eq(2).all() and on_cpu[0][1].eq(1).all()  # the mirrored image's features where flipped
+    assert extra_inputs(None, batch) == {}

@@ -68,4 +68,12 @@ def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, devic
 
 
 def extra_inputs(cache: FeatureCache | None, batch, flip=None) -> dict:
-    return {"precomputed": cache.take(batch["rows"], flip)} if cache is not None else {}
+    """The network's extra inputs for a batch: its rows' cached features, moved to the batch's
+    device (the cache lives in CPU memory; the model may be on a GPU)."""
+    if cache is None:
+        return {}
+    feats = cache.take(batch["rows"], flip)
+    device = batch["L"].device
+    if isinstance(feats, tuple):
+        return {"precomputed": tuple(f.to(device, non_blocking=True) for f in feats)}
+    return {"precomputed": feats.to(device, non_blocking=True)}
