@@ -177,13 +177,16 @@ GALLERY = 3
 METRICS_BY_NAME = {
     "unet": dict(psnr=24.5012, ssim=0.91234, auc=0.8812, auc_rebalanced=0.6123, colorfulness=28.1,
                  colorfulness_gt=33.0, delta_colorfulness=-4.9, psnr_ci={"low": 23.9, "high": 25.1},
-                 semantic_agreement=0.75, fd=12.5, judge="mobilenetv2", judge_title="MobileNetV2"),
+                 semantic_agreement=0.75, fd=12.5, judge="mobilenetv2", judge_title="MobileNetV2",
+                 semantic_agreement_mobilenetv2=0.75, fd_mobilenetv2=12.5, semantic_agreement_lite0=0.7, fd_lite0=14.0),
     "tiny": dict(psnr=23.9, ssim=0.9011, auc=0.8701, auc_rebalanced=0.6302, colorfulness=31.2,
                  colorfulness_gt=33.0, delta_colorfulness=-1.8, psnr_ci={"low": 23.2, "high": 24.6},
-                 semantic_agreement=0.8, fd=9.25, judge="lite0", judge_title="EfficientNet-Lite0"),
+                 semantic_agreement=0.8, fd=9.25, judge="lite0", judge_title="EfficientNet-Lite0",
+                 semantic_agreement_lite0=0.8, fd_lite0=9.25),
     "grey": dict(psnr=22.1, ssim=0.8899, auc=0.8456, auc_rebalanced=0.5001, colorfulness=0.0,
                  colorfulness_gt=33.0, delta_colorfulness=-33.0, psnr_ci={"low": 21.5, "high": 22.7},
-                 semantic_agreement=0.5, fd=30.0, judge="mobilenetv2", judge_title="MobileNetV2"),
+                 semantic_agreement=0.5, fd=30.0, judge="mobilenetv2", judge_title="MobileNetV2",
+                 semantic_agreement_mobilenetv2=0.5, fd_mobilenetv2=30.0, semantic_agreement_lite0=0.55, fd_lite0=28.0),
 }
 DESCRIPTION = {
     "unet": dict(network="unet", representation="ab", parameters=1_234_567),

@@ -14,7 +14,7 @@ from helpers import real_photos, train_tiny
 PARAMS = EvaluateParams(batch_size=3, gallery=3, seed=0)
 KEYS = {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt", "delta_colorfulness",
         "psnr_ci", "delta_colorfulness_ci", "auc_ci", "semantic_agreement", "semantic_agreement_ci", "fd",
-        "fd_mobilenetv2", "fd_lite0", "judge"}
+        "fd_mobilenetv2", "fd_lite0", "judge", "semantic_agreement_lite0_ci"}
 
 
 def _run(tmp_path, name, prepared_dir, palette_dir):

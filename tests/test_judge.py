@@ -33,10 +33,11 @@ def truth():
 
 
 def test_agreement_is_one_for_the_truth_and_drops_for_grey(truth):
-    summary, per_image = judge.judge_all(truth, truth, None, "mobilenetv2")
-    assert summary["semantic_agreement"] == 1.0 and per_image.tolist() == [1.0] * len(truth)
+    summary, per_image = judge.judge_all(truth, truth, None, ["mobilenetv2", "lite0"])
+    assert summary["semantic_agreement"] == 1.0 and per_image["semantic_agreement"].tolist() == [1.0] * len(truth)
+    assert per_image["semantic_agreement_lite0"].tolist() == [1.0] * len(truth)
     assert summary["fd"] == pytest.approx(0.0, abs=1e-6)
-    grey, _ = judge.judge_all(_grey(truth), truth, None, "mobilenetv2")
+    grey, _ = judge.judge_all(_grey(truth), truth, None, ["mobilenetv2", "lite0"])
     assert grey["semantic_agreement"] < 0.9
     assert grey["fd"] > 1.0
     assert {"semantic_agreement_lite0", "fd_lite0", "semantic_agreement_mobilenetv2"} <= set(grey)
@@ -67,10 +68,12 @@ def test_fd_on_real_photos_grows_as_colour_is_drained(truth):
 
 
 def test_a_model_is_not_judged_by_its_own_encoder():
-    assert judge.judge_for({"encoder": "mobilenetv2_100"}) == "lite0"
-    assert judge.judge_for({"encoder": "tf_efficientnet_lite0"}) == "mobilenetv2"
-    assert judge.judge_for({"embedder": "tf_efficientnet_lite0"}) == "mobilenetv2"
-    assert judge.judge_for(None) == "mobilenetv2"
+    assert judge.judges_for({"encoder": "mobilenetv2_100"}) == ["lite0"]
+    assert judge.judges_for({"encoder": "tf_efficientnet_lite0"}) == ["mobilenetv2"]
+    assert judge.judges_for({"embedder": "tf_efficientnet_lite0"}) == ["mobilenetv2"]
+    assert judge.judges_for(None) == judge.judges_for({"encoder": "densenet121"}) == ["mobilenetv2", "lite0"]
+    only_lite0, _ = judge.judge_all(_crops()[:4], _crops()[:4], None, ["lite0"])
+    assert "fd_mobilenetv2" not in only_lite0 and only_lite0["judge"] == "lite0"
 
 
 def test_wnids_in_file_names_give_imagenet_labels_and_accuracy(truth):
@@ -79,6 +82,6 @@ def test_wnids_in_file_names_give_imagenet_labels_and_accuracy(truth):
     assert labels.tolist() == [281, 967, -1, -1]
     chelsea = real_photos()["chelsea"]
     cat = np.asarray(Image.fromarray(chelsea).resize((224, 224), Image.BICUBIC))[None]
-    summary, _ = judge.judge_all(cat, cat, np.array([judge.imagenet_labels(["n02123045"])[0]]), "lite0")
+    summary, _ = judge.judge_all(cat, cat, np.array([judge.imagenet_labels(["n02123045"])[0]]), ["lite0"])
     assert summary["labelled_images"] == 1
     assert summary["label_top1"] == summary["label_top1_truth"]  # the truth judged against itself

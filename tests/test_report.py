@@ -51,6 +51,7 @@ def test_metrics_json_maps_every_model_and_grey_to_numbers(reports):
     assert written["unet"]["ssim"] == 0.9123  # rounded to 4 decimals
     assert written["unet"]["psnr_ci"] == {"low": 23.9, "high": 25.1}  # `dvc metrics diff` shows psnr_ci.low
     assert written["tiny"]["fd"] == 9.25 and written["grey"]["semantic_agreement"] == 0.5
+    assert "fd_mobilenetv2" not in written["tiny"] and written["grey"]["fd_lite0"] == 28.0
 
 
 def test_comparison_marks_best_per_column(reports):
@@ -68,9 +69,10 @@ def test_comparison_marks_best_per_column(reports):
     assert not bold(rows["unet"]["ΔCF"]) and not bold(rows["grey (baseline)"]["ΔCF"])
     # Intervals beside the values; agreement and FD, each model named with its judge.
     assert rows["unet"]["PSNR (dB)"] == "**24.50** [23.90, 25.10]"
-    assert bold(rows["tiny"]["agree."].split()[0]) and bold(rows["tiny"]["FD"])
+    assert bold(rows["unet"]["agree. M"]) and bold(rows["tiny"]["agree. L"]) and bold(rows["tiny"]["FD L"])
+    assert rows["tiny"]["agree. M"] == rows["tiny"]["FD M"] == "—"  # MobileNetV2 is tiny's own encoder
     assert "img/s" not in rows["unet"] and "train (s)" not in rows["unet"]  # speeds: make bench
-    assert "EfficientNet-Lite0: tiny" in markdown and "MobileNetV2: unet, grey (baseline)" in markdown
+    assert "own encoder (—: tiny)" in markdown
     # The paired test of the recommended model against each other, on the same 120 images: unet
     # leads tiny by 0.6 dB on every image (significant) though their intervals overlap.
     versus = table_rows(markdown.split("## Is unet's lead significant?")[1])

@@ -95,7 +95,7 @@ def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
 
 
 def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamut, out_dir: Path,
-                    own_judge: str, baseline: bool = False) -> tuple[dict, dict]:
+                    judges: list[str] | None, baseline: bool = False) -> tuple[dict, dict]:
     """Colorize each photo of `evaluate.photos` at full resolution (the same code as `chromalab
     colorize`), then score prediction and truth at photo_size x photo_size: photos_* metrics, and
     the seconds per megapixel (timings). A few thumbnails go to out_dir/photos/ (the baseline also
@@ -137,7 +137,7 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
         raise UserError(f"evaluate.photos: {folder}: every photo is already grey (mean chroma < "
                         f"{params.photos_min_chroma:g}); nothing to score")
     scores, per_image = _summarise(accumulator, np.stack(preds), np.stack(truths),
-                                   judge.imagenet_labels(scored) if own_judge else None, own_judge, params)
+                                   judge.imagenet_labels(scored) if judges else None, judges, params)
     atomic.write_text(out_dir / "photos_per_image.csv", _per_image_csv(scored, per_image))
     scores = {f"photos_{k}": v for k, v in scores.items()}
     scores["photos_count"] = len(scored)
@@ -148,17 +148,19 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
 
 
 PER_IMAGE_COLUMNS = ("psnr", "ssim", "colorfulness", "colorfulness_gt", "semantic_agreement")
-CI_METRICS = ("psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "delta_colorfulness", "semantic_agreement")
+CI_METRICS = ("psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "delta_colorfulness", "semantic_agreement",
+              "semantic_agreement_mobilenetv2", "semantic_agreement_lite0")
 
 
 def _summarise(accumulator: MetricAccumulator, preds: np.ndarray, truths: np.ndarray, labels: np.ndarray,
-               own_judge: str | None, params: EvaluateParams) -> tuple[dict, dict]:
+               judges: list[str] | None, params: EvaluateParams) -> tuple[dict, dict]:
     """The set's metrics, the judges' (unless evaluate.judge is off) and each metric's 95 %
     bootstrap interval ({"low", "high"}); and the per-image values."""
     scores, per_image = accumulator.result(), accumulator.per_image()
-    if own_judge:
-        judged, per_image["semantic_agreement"] = judge.judge_all(preds, truths, labels, own_judge)
+    if judges:
+        judged, agreements = judge.judge_all(preds, truths, labels, judges)
         scores.update(judged)
+        per_image.update(agreements)
     if params.bootstrap_draws:
         found = uncertainty.intervals(per_image, CI_METRICS, params.seed, params.bootstrap_draws)
         scores.update({f"{k}_ci": {"low": low, "high": high} for k, (low, high) in found.items()})
@@ -200,7 +202,7 @@ def load_model(name: str, params: EvaluateParams, models_dir) -> tuple[torch.nn.
 
 
 def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Gamut, out_dir: Path,
-                     labels: np.ndarray, own_judge: str | None) -> tuple[dict, dict, dict]:
+                     labels: np.ndarray, judges: list[str] | None) -> tuple[dict, dict, dict]:
     """The test metrics, the error CDF and the timings; the gallery's pictures (and, for the
     baseline, the ground truth's) go to out_dir, each image's scores to out_dir/per_image.csv."""
     accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
@@ -223,7 +225,7 @@ def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Ga
             hits, pixels = hits + hit, pixels + count
         for i in range(len(L)):
             pred_rgb, truth_rgb = color.lab_planes_to_rgb_uint8(L[i], pred[i]), color.lab_planes_to_rgb_uint8(L[i], truth[i])
-            if own_judge:
+            if judges:
                 preds.append(pred_rgb)
                 truths.append(truth_rgb)
             if start + i in shown:
@@ -231,7 +233,7 @@ def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Ga
                 if baseline:
                     save_png(out_dir / "truth" / f"{shown[start + i]:02d}.png", truth_rgb)
     scores, per_image = _summarise(accumulator, np.stack(preds) if preds else None,
-                                   np.stack(truths) if truths else None, labels, own_judge, params)
+                                   np.stack(truths) if truths else None, labels, judges, params)
     atomic.write_text(out_dir / "per_image.csv", _per_image_csv(list(range(len(L_all))), per_image))
     if counts_palette:
         scores["palette_accuracy"] = hits / pixels
@@ -257,14 +259,14 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
         raise UserError(f"{prepared_dir}: the test split is empty; raise prepare.test_fraction")
     gamut = Gamut.load(palette_dir)
     colorizer, description, run, working = load_model(name, params, models_dir)
-    own_judge = judge.judge_for(description.pop("network_args", None)) if params.judge else None
-    labels = split_labels(prepared_dir) if own_judge else np.zeros(0)
+    judges = judge.judges_for(description.pop("network_args", None)) if params.judge else None
+    labels = split_labels(prepared_dir) if judges else np.zeros(0)
     with atomic.atomic_path(out_dir, is_dir=True) as tmp:
         scores, curve, speed = score_test_split(colorizer, L_all, ab_all, params, gamut, tmp,
-                                                labels if len(labels) == len(L_all) else None, own_judge)
+                                                labels if len(labels) == len(L_all) else None, judges)
         if params.photos:
             colorize_rgb = FullResolution(colorizer, working, torch.device("cpu"))
-            photo_scores, photo_speed = evaluate_photos(name, colorize_rgb, params, gamut, tmp, own_judge,
+            photo_scores, photo_speed = evaluate_photos(name, colorize_rgb, params, gamut, tmp, judges,
                                                         baseline=isinstance(colorizer, GreyBaseline))
             scores.update(photo_scores)
             speed.update(photo_speed)
@@ -278,7 +280,7 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
     log.info("%s on %d test images: PSNR %.2f dB [%s], SSIM %.3f, AuC %.3f (rebal. %.3f), CF %.1f vs %.1f%s",
              name, scores["images"], scores["psnr"], _interval(scores.get("psnr_ci")), scores["ssim"], scores["auc"],
              scores["auc_rebalanced"], scores["colorfulness"], scores["colorfulness_gt"],
-             f", agreement {scores['semantic_agreement']:.2f} ({own_judge})" if own_judge else "")
+             f", agreement {scores['semantic_agreement']:.2f} ({judges[0]})" if judges else "")
     return result
 
 

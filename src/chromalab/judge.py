@@ -28,11 +28,12 @@ INPUT_SIZE = 224
 WNID = re.compile(r"(?<![0-9a-z])(n\d{8})(?![0-9])")
 
 
-def judge_for(network_args: dict | None) -> str:
-    """The judge of a model: MobileNetV2 unless that is the model's own encoder or embedder."""
+def judges_for(network_args: dict | None) -> list[str]:
+    """The judges of a model: those that are not its own encoder or embedder, MobileNetV2 first
+    (the first is the model's own judge: `semantic_agreement`, `fd`)."""
     args = network_args or {}
     parts = {args.get("encoder"), args.get("embedder")}
-    return "lite0" if JUDGES["mobilenetv2"] in parts or "mobilenet_v2" in parts else DEFAULT
+    return [name for name in sorted(JUDGES, key=lambda n: n != DEFAULT) if JUDGES[name] not in parts]
 
 
 class Judge:
@@ -129,19 +130,21 @@ def _look_at_truth(name: str, pixels: bytes, shape: tuple) -> tuple[np.ndarray, 
     return _loaded(name).look(np.frombuffer(pixels, np.uint8).reshape(shape).copy())
 
 
-def judge_all(predicted: np.ndarray, truth: np.ndarray, labels: np.ndarray | None, own: str) -> tuple[dict, np.ndarray]:
-    """Both judges on colorized images (uint8 RGB, N x H x W x 3) against the originals. `own` is
-    the model's judge (judge_for): its figures are also given as `semantic_agreement`, `fd` and
-    `label_top1`, with `judge` naming it. Returns the summary and own judge's per-image agreement."""
-    summary, agreement = {"judge": own, "judge_title": TITLES[own]}, None
-    for name in JUDGES:
-        judge = _loaded(name)
+def judge_all(predicted: np.ndarray, truth: np.ndarray, labels: np.ndarray | None,
+              judges: list[str]) -> tuple[dict, dict]:
+    """The `judges` (judges_for) on colorized images (uint8 RGB, N x H x W x 3) against the
+    originals: every judge's figures under its name (`fd_lite0`), and the first judge's also as
+    `semantic_agreement`, `fd` and `label_top1`, with `judge` naming it. Returns the summary and
+    the per-image agreements (the first judge's also as `semantic_agreement`)."""
+    own = judges[0]
+    summary, agreements = {"judge": own, "judge_title": TITLES[own]}, {}
+    for name in judges:
         truth_classes, truth_features = _look_at_truth(name, truth.tobytes(), truth.shape)
-        scores, per_image = judge_sets(judge, predicted, truth_classes, truth_features, labels)
+        scores, per_image = judge_sets(_loaded(name), predicted, truth_classes, truth_features, labels)
         summary.update(scores)
-        if name == own:
-            agreement = per_image[f"semantic_agreement_{name}"]
+        agreements.update(per_image)
     for key in ("semantic_agreement", "fd", "label_top1", "label_top1_truth"):
         if f"{key}_{own}" in summary:
             summary[key] = summary[f"{key}_{own}"]
-    return summary, agreement
+    agreements["semantic_agreement"] = agreements[f"semantic_agreement_{own}"]
+    return summary, agreements

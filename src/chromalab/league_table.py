@@ -30,8 +30,12 @@ COLUMNS = (
     # Judged by |ΔCF|: if ΔCF is signed (CF - CF gt), "lowest" would crown the grey baseline,
     # whose ΔCF is -CF gt; for a non-negative ΔCF the two rules agree.
     Column("delta_colorfulness", "ΔCF", 2, "closest_to_zero", True),
-    Column("semantic_agreement", "agree.", 2, "max", True),  # optional: evaluate.judge off
-    Column("fd", "FD", 1, "min"),
+    # One column per ImageNet judge, so each compares like with like; "—" where the judge is the
+    # model's own encoder (or evaluate.judge is off).
+    Column("semantic_agreement_mobilenetv2", "agree. M", 2, "max", True),
+    Column("semantic_agreement_lite0", "agree. L", 2, "max", True),
+    Column("fd_mobilenetv2", "FD M", 1, "min"),
+    Column("fd_lite0", "FD L", 1, "min"),
 )
 DESCRIPTIVE_COLUMNS = ("model", "network", "representation", "params")
 BEST_NOTE = (
@@ -99,24 +103,23 @@ def format_interval(record: dict, col: Column) -> str:
 
 
 def judges_note(records: list[dict]) -> str:
-    """Which ImageNet classifier judged each model, and what the truth scores against the labels."""
-    judged = [r for r in records if r.get("judge")]
-    if not judged:
+    """What the judge columns mean, and what the truth scores against the labels."""
+    if not any(r.get("judge") for r in records):
         return ""
-    by_judge = {}
-    for r in judged:
-        by_judge.setdefault(r.get("judge_title") or r["judge"], []).append(row_label(r["name"]))
-    who = "; ".join(f"{title}: {', '.join(names)}" for title, names in by_judge.items())
-    note = ("agree. = top-1 agreement of an ImageNet classifier between the colorized and the original "
-            "image (Zhang et al. 2016, semantic interpretability; 1 for the truth). FD = Fréchet distance "
-            "between its pooled features of the colorized and of the original images: FID's formula on "
-            "another network, comparable within this table only, not with published FIDs. Each model is "
-            f"judged by a network that is not its own encoder ({who}).")
-    labelled = [r for r in judged if r.get("label_top1") is not None]
+    own_encoder = [row_label(r["name"]) for r in records if r.get("judge") and
+                   (r.get("semantic_agreement_mobilenetv2") is None or r.get("semantic_agreement_lite0") is None)]
+    note = ("agree. = top-1 agreement of an ImageNet classifier between the colorized and the original image "
+            "(Zhang et al. 2016, semantic interpretability; 1 for the truth); FD = Fréchet distance between "
+            "its pooled features of the colorized and of the original images (FID's formula on another "
+            "network: comparable within a column, not with published FIDs). M = MobileNetV2, L = "
+            "EfficientNet-Lite0, both ImageNet-trained from the pinned wheels; a model is not judged by its "
+            "own encoder (—" + (f": {', '.join(own_encoder)}" if own_encoder else "") + ").")
+    labelled = [r for r in records if r.get("label_top1") is not None]
     if labelled:
-        note += " Top-1 accuracy against the ImageNet labels of the file names: " + ", ".join(
-            f"{row_label(r['name'])} {r['label_top1']:.2f}" for r in labelled) + (
-            f"; the truth {labelled[0]['label_top1_truth']:.2f} ({labelled[0].get('labelled_images')} labelled images).")
+        note += (f" Top-1 accuracy against the ImageNet labels of the file names ({labelled[0].get('judge_title')} "
+                 "where it judges): " + ", ".join(f"{row_label(r['name'])} {r['label_top1']:.2f}" for r in labelled)
+                 + f"; the truth {labelled[0]['label_top1_truth']:.2f} ({labelled[0].get('labelled_images')} "
+                 "labelled images).")
     return note
 
 

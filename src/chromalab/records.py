@@ -26,7 +26,8 @@ METRICS = (
 )
 # None or absent when evaluate.judge is off (fd: also with fewer than two test images).
 OPTIONAL_METRICS = ("semantic_agreement", "fd", "label_top1", "label_top1_truth",
-                    "semantic_agreement_mobilenetv2", "semantic_agreement_lite0", "fd_mobilenetv2", "fd_lite0")
+                    "semantic_agreement_mobilenetv2", "semantic_agreement_lite0", "fd_mobilenetv2", "fd_lite0",
+                    "label_top1_mobilenetv2", "label_top1_lite0")
 
 
 def _number(path: Path, data: dict, key: str) -> float:

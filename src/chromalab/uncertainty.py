@@ -30,7 +30,7 @@ def resample_weights(n: int, seed: int, draws: int = DRAWS) -> np.ndarray:
 def statistic(name: str, per_image: dict, weights: np.ndarray) -> np.ndarray:
     """The statistic `name` on each resample (rows of `weights`), from per-image values."""
     n = weights.shape[1]
-    if name in MEANS:
+    if name in MEANS or name.startswith("semantic_agreement_"):  # one judge's agreement
         return weights @ np.asarray(per_image[name], np.float64) / n
     if name == "delta_colorfulness":  # |mean CF - mean CF of the truth|: a gap between two means
         gap = np.asarray(per_image["colorfulness"], np.float64) - np.asarray(per_image["colorfulness_gt"], np.float64)
