@@ -7,7 +7,11 @@ Reads a workspace where `make photos` ran (reports/, data/models/) and writes in
 - photos_gallery.png: the run's gallery (grey | every model | truth);
 - photos_tradeoff.png and .json: PSNR against ΔCF on the test photos for every model and grey, and
   for the annealed-mean models every temperature of train.temperatures. The temperature each model
-  uses was chosen on val; the test curve only shows what the other choices would have given.
+  uses was chosen on val; the test curve only shows what the other choices would have given;
+- the full-resolution photos' table (evaluate.photos: PSNR and ΔCF with their 95 % intervals, the
+  judges' agreement and FD) and photos_speed_quality.png: PSNR and ΔCF on those photos against the
+  seconds per megapixel each model took to colorize them (the timings.json the evaluate stage
+  leaves beside its outputs: speeds stay out of the DVC-tracked report, so this script draws it).
 """
 
 from __future__ import annotations
@@ -67,6 +71,66 @@ def bars(root: Path, rec: str) -> list[str]:
     return lines
 
 
+def _cell(m: dict, key: str, digits: int) -> str:
+    value, ci = m.get(key), m.get(f"{key}_ci")
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" + (f" [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]" if ci else "")
+
+
+def photos_table(root: Path, names: list[str]) -> list[str]:
+    """The full-resolution photos (evaluate.photos) per model and grey, with intervals and judges."""
+    rows = {n: json.loads((root / paths.EVAL / n / "metrics.json").read_text()) for n in [*names, "grey"]}
+    if "photos_psnr" not in rows["grey"]:
+        return []
+    columns = [("photos_psnr", "PSNR (dB)", 2), ("photos_delta_colorfulness", "ΔCF", 2),
+               ("photos_semantic_agreement_mobilenetv2", "agree. M", 2), ("photos_semantic_agreement_lite0", "agree. L", 2),
+               ("photos_fd_mobilenetv2", "FD M", 1), ("photos_fd_lite0", "FD L", 1)]
+    lines = [f"## Full-resolution photos ({rows['grey']['photos_count']} colour photos of evaluate.photos, "
+             f"colorized at full size, scored at 256 px)", "",
+             "| model | " + " | ".join(title for _, title, _ in columns) + " | s/MP |",
+             "|:---|" + "---:|" * (len(columns) + 1)]
+    for name, m in rows.items():
+        speed = _speed(root, name)
+        lines.append(f"| {name} | " + " | ".join(_cell(m, key, d) for key, _, d in columns)
+                     + f" | {'—' if speed is None else f'{speed:.3f}'} |")
+    return lines + ["", "M = MobileNetV2, L = EfficientNet-Lite0 (ImageNet judges; — where the judge is the "
+                        "model's own encoder); s/MP: seconds per megapixel to colorize these photos in the "
+                        "evaluate stage (one run on this machine, from timings.json).", ""]
+
+
+def _speed(root: Path, name: str) -> float | None:
+    path = root / paths.EVAL / name / "timings.json"
+    return json.loads(path.read_text()).get("photos_seconds_per_megapixel") if path.is_file() else None
+
+
+def speed_quality_figure(root: Path, names: list[str]) -> bytes | None:
+    """PSNR and ΔCF on the full-resolution photos against seconds per megapixel, one point per model."""
+    import io
+
+    from chromalab.figures import _figure
+
+    rows = {n: json.loads((root / paths.EVAL / n / "metrics.json").read_text()) for n in [*names, "grey"]}
+    points = {n: (_speed(root, n), rows[n]) for n in names if _speed(root, n) and "photos_psnr" in rows[n]}
+    if not points:
+        return None
+    fig, (left, right) = _figure(9.0, 3.6, 2)
+    for ax, key, label in ((left, "photos_psnr", "PSNR (dB), higher is better"),
+                           (right, "photos_delta_colorfulness", "ΔCF, lower is better")):
+        for name, (speed, m) in points.items():
+            ci = m.get(f"{key}_ci")
+            err = [[m[key] - ci["low"]], [ci["high"] - m[key]]] if ci else None
+            ax.errorbar(speed, m[key], yerr=err, fmt="o", capsize=3, label=name)
+        ax.axhline(rows["grey"][key], color="grey", ls=":", lw=1, label="grey input")
+        ax.set_xlabel("seconds per megapixel (evaluate stage, this CPU)")
+        ax.set_ylabel(label)
+    left.legend(fontsize=7)
+    fig.suptitle("Full-resolution photos: quality against speed (bars: 95 % bootstrap intervals)", fontsize=9)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=130)
+    return out.getvalue()
+
+
 def figure(points: dict, curves: dict, grey: dict) -> bytes:
     from chromalab.figures import _figure
     import io
@@ -115,9 +179,15 @@ def main() -> int:
     (args.out / "photos_tradeoff.png").write_bytes(figure(points, curves, metrics["grey"]))
     shutil.copyfile(root / paths.REPORTS / "gallery.png", args.out / "photos_gallery.png")
     table = (root / paths.REPORTS / "comparison.md").read_text().replace("# Model comparison", "").strip()
+    speed_png = speed_quality_figure(root, names)
+    if speed_png:
+        (args.out / "photos_speed_quality.png").write_bytes(speed_png)
     text = "\n".join(["# The real-photo profile: `make photos`", "",
                       f"Written by `python benchmarks/photo_tradeoff.py {root}` from that run's reports.", "",
-                      table, "", "## The bars", "", *bars(root, metrics["recommended"]), "",
+                      "## Test photos (whole photos at 256 px)", "", table.replace("\n## Is", "\n### Is"), "",
+                      *photos_table(root, names),
+                      *(["![quality against speed](photos_speed_quality.png)", ""] if speed_png else []),
+                      "## The bars", "", *bars(root, metrics["recommended"]), "",
                       "![PSNR against ΔCF](photos_tradeoff.png)", ""])
     (args.out / "photos_comparison.md").write_text(text)
     print(f"wrote {args.out}/photos_comparison.md, photos_gallery.png, photos_tradeoff.png/.json")

@@ -11,7 +11,9 @@ from chromalab.config import EvaluateParams
 from chromalab.evaluate import evaluate
 from chromalab.report import build_report
 
-from helpers import train_tiny
+from PIL import Image
+
+from helpers import real_photos, train_tiny
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_tradeoff.py"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -29,8 +31,13 @@ def test_the_docs_hold_the_table_the_bars_and_the_curve(tmp_path, prepared_dir, 
     model = dict(network="unet", representation="bins", network_args={"base_channels": 8})
     train_tiny(tmp_path, prepared_dir, name="bins", epochs=1, palette_dir=palette_dir, model=model,
                temperatures=[0.2, 1.0])
+    photos = tmp_path / "fullres"
+    photos.mkdir()
+    for name in ("chelsea", "coffee", "astronaut"):
+        Image.fromarray(real_photos()[name]).save(photos / f"{name}.png")
+    params = EvaluateParams(gallery=2, photos=str(photos), photo_size=64)
     for name in ("bins", "grey"):
-        evaluate(name, EvaluateParams(gallery=2), prepared_dir, palette_dir, tmp_path / "data" / "models",
+        evaluate(name, params, prepared_dir, palette_dir, tmp_path / "data" / "models",
                  tmp_path / "reports" / "eval" / name)
     build_report(["bins", "grey"], tmp_path / "reports")
     script = load_script()
@@ -45,5 +52,17 @@ def test_the_docs_hold_the_table_the_bars_and_the_curve(tmp_path, prepared_dir, 
     bins, grey = metrics["bins"], metrics["grey"]
     met = bins["psnr"] >= grey["psnr"] - 1.0
     assert f"| test photos at 256 px: PSNR ≥ grey − 1 dB | {bins['psnr']:.2f} dB vs grey {grey['psnr']:.2f} dB" in text
-    assert text.count("| **no** |") == (not met) + (bins["delta_colorfulness"] > 5)
+    full = json.loads((tmp_path / "reports" / "eval" / "bins" / "metrics.json").read_text())
+    grey_full = json.loads((tmp_path / "reports" / "eval" / "grey" / "metrics.json").read_text())
+    assert text.count("| **no** |") == (not met) + (bins["delta_colorfulness"] > 5) + (
+        full["photos_delta_colorfulness"] > 10) + (full["photos_psnr"] < grey_full["photos_psnr"] - 1)
     assert (docs / "photos_tradeoff.png").stat().st_size > 1000 and (docs / "photos_gallery.png").is_file()
+    # The full-resolution photos: a row per model and grey with intervals and both judges, and
+    # quality against the speed the evaluate stage measured (its timings.json).
+    evaluated = json.loads((tmp_path / "reports" / "eval" / "bins" / "metrics.json").read_text())
+    row = next(line for line in text.split("## Full-resolution photos")[1].splitlines() if line.startswith("| bins |"))
+    ci = evaluated["photos_psnr_ci"]
+    assert f"{evaluated['photos_psnr']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}]" in row
+    assert f"{evaluated['photos_fd_lite0']:.1f}" in row and row.split(" | ")[-1] != "— |"
+    assert "| grey |" in text and "## Full-resolution photos (3 colour photos" in text
+    assert (docs / "photos_speed_quality.png").stat().st_size > 1000
