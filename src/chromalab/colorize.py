@@ -5,6 +5,11 @@ outside the sRGB gamut at its lightness its chroma is reduced (`color.clamp_to_g
 lightness kept); ab is upsampled bilinearly to the photo's size and recombined with the photo's own
 full-resolution L, so edges and detail stay as sharp as the input (richzhang/colorization's
 recipe). Which model to use is model_choice.py's business.
+
+Only the network's part depends on the model; the full-resolution work around it (L from RGB,
+ab upsampled and joined to L, Lab to uint8 RGB) is float32 numpy in strips of rows, in threads
+(color.LabRows), and a folder's next photo is decoded while the current one is colorized
+(colorize_files). docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import glob
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +31,14 @@ from chromalab.images import is_image_file, load_rgb, save_png
 
 # zlib level of the colorized PNGs. Level 6 (PIL's default) took 0.375 s per megapixel here, more
 # than everything else together; level 1 took 0.103 s for files 12 % larger (Set14 photos at 1 MP).
+# (Level 0 writes 2.3 times the bytes; zlib's Z_RLE strategy at level 1 was 5 % faster for files
+# 1.5 % larger: not worth a second knob. docs/benchmarks.md has the figures.)
 OUTPUT_PNG_LEVEL = 1
+
+# Pixels per step of the full-resolution work (whole rows: 64 rows of a 1 MP photo): its scratch
+# buffers stay about 1 MB whatever the photo's size, in cache (strips of 16-256 rows of a 1 MP photo
+# ran within 10 % of each other; the whole photo at once took twice as long).
+STRIP_PIXELS = 1 << 16
 
 log = logging.getLogger(__name__)
 
@@ -37,39 +51,123 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def bilinear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output row of a bilinear resize from size_in to size_out rows (align_corners=False,
+    torch.nn.functional.interpolate's sampling): the two input rows and the second one's weight."""
+    src = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0.0)
+    first = np.minimum(src.astype(np.intp), size_in - 1)
+    return first, np.minimum(first + 1, size_in - 1), (src - first).astype(np.float32)
+
+
+@dataclass
+class Prepared:
+    """A photo as `FullResolution.preprocess` leaves it: its luminance Y and f(Y) = (L + 16) / 116
+    at full resolution (float32 (H, W) arrays; the network's output is joined to them), and the L
+    the network sees, (1, 1, h, w) on the model's device."""
+
+    Y: np.ndarray
+    fy: np.ndarray
+    L_small: torch.Tensor
+
+
 @dataclass
 class FullResolution:
     """A model run on a photo of any size: colours at the working size `size`, the photo's own L at
-    full resolution. (The model itself is a Colorizer, or the GreyBaseline.)"""
+    full resolution. (The model itself is a Colorizer, or the GreyBaseline.)
+
+    Only the network runs on `device`. The full-resolution work before and after it (L from RGB;
+    ab upsampled, joined to L and turned into uint8 RGB) is float32 numpy on the CPU, in strips of
+    rows of about `strip_pixels` pixels, in `threads` threads (numpy releases the GIL): its memory
+    is the photo's own planes plus a few MB, and it matches the float64 scikit-image reference to
+    one uint8 level, exactly on about 99 % of the pixels (tests/test_colorize_speed.py)."""
 
     colorizer: torch.nn.Module
     size: int
     device: torch.device
+    strip_pixels: int = STRIP_PIXELS
+    threads: int = 0  # 0: torch.get_num_threads()
+
+    def _by_strips(self, height: int, width: int, work) -> None:
+        """work(rows, r0, r1) over the rows of a picture, a strip of about `strip_pixels` at a time:
+        its rows are cut into one band per thread, each thread with its own color.LabRows."""
+        step = max(1, self.strip_pixels // width)
+        threads = max(1, min(self.threads or torch.get_num_threads(), -(-height // step)))
+        bands = np.linspace(0, height, threads + 1).round().astype(int)
+
+        def band(start: int, stop: int) -> None:
+            rows = color.LabRows(min(step, stop - start), width)
+            for r0 in range(start, stop, step):
+                work(rows, r0, min(stop, r0 + step))
+
+        if threads == 1:
+            band(0, height)
+            return
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for future in [pool.submit(band, start, stop) for start, stop in zip(bands[:-1], bands[1:])]:
+                future.result()
 
     @torch.no_grad()
-    def preprocess(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 RGB (H, W, 3) -> the photo's L (1, 1, H, W) and the L the network sees, shorter
-        side resized to `size` by area averaging (on the model's device)."""
-        L = color.lightness_from_rgb_uint8(rgb)[None, None].to(self.device)
-        small = working_shape(*L.shape[-2:], self.size)
-        return L, (torch.nn.functional.interpolate(L, size=small, mode="area") if small != L.shape[-2:] else L)
+    def preprocess(self, rgb: np.ndarray) -> Prepared:
+        """uint8 RGB (H, W, 3) -> its Y and f(Y) at full resolution, and the L the network sees:
+        shorter side resized to `size` by area averaging, on the model's device."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        height, width = rgb.shape[:2]
+        Y = np.empty((height, width), np.float32)
+        fy = np.empty((height, width), np.float32)
+
+        def work(rows: color.LabRows, r0: int, r1: int) -> None:
+            rows.lightness(rgb[r0:r1], Y[r0:r1], fy[r0:r1])
+
+        self._by_strips(height, width, work)
+        small = working_shape(height, width, self.size)
+        f = torch.from_numpy(fy)[None, None]
+        if small != (height, width):
+            f = torch.nn.functional.interpolate(f, size=small, mode="area")  # L is linear in f
+        return Prepared(Y, fy, (f * 116.0 - 16.0).to(self.device))
 
     @torch.no_grad()
     def predict(self, L_small: torch.Tensor) -> torch.Tensor:
         """ab at the working size, inside the sRGB gamut for that lightness."""
         return color.clamp_to_gamut(L_small, self.colorizer(L_small).float())
 
-    @torch.no_grad()
-    def postprocess(self, L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
-        """ab upsampled to the photo's size, joined with its own full-resolution L -> uint8 RGB."""
-        if ab.shape[-2:] != L.shape[-2:]:
-            ab = torch.nn.functional.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-        return color.lab_to_rgb_uint8_torch(torch.cat([L, ab], dim=1)[0])
+    def postprocess(self, prepared: Prepared, ab: torch.Tensor) -> np.ndarray:
+        """ab (1, 2, h, w) upsampled bilinearly to the photo's size (as torch's interpolate,
+        align_corners=False), joined with its own full-resolution L -> uint8 RGB (H, W, 3)."""
+        height, width = prepared.fy.shape
+        small = ab[0].float().cpu().numpy()
+        h, w = small.shape[-2:]
+        # Lab to XYZ needs a / 500 and -b / 200: scaled at the working size, not per pixel.
+        small = small * np.array([1 / 500, -1 / 200], np.float32)[:, None, None]
+        if w != width:  # columns at the working size's rows, then rows strip by strip
+            c0, c1, cw = bilinear_taps(w, width)
+            wide = np.take(small, c0, axis=2)  # C-contiguous, unlike small[:, :, c0]
+            right = np.take(small, c1, axis=2)
+            right -= wide
+            right *= cw
+            wide += right
+        else:
+            wide = small
+        r0s, r1s, rw = bilinear_taps(h, height)
+        out = np.empty((height, width, 3), np.uint8)
+
+        def work(rows: color.LabRows, r0: int, r1: int) -> None:
+            ab_f, below = rows.ab_buffers(r1 - r0)
+            np.take(wide, r0s[r0:r1], axis=1, out=ab_f, mode="clip")  # clip: unbuffered
+            if h != height:
+                np.take(wide, r1s[r0:r1], axis=1, out=below, mode="clip")
+                below -= ab_f
+                below *= rw[r0:r1, None]
+                ab_f += below
+            rows.to_rgb_uint8(prepared.fy[r0:r1], prepared.Y[r0:r1], ab_f, out[r0:r1])
+
+        self._by_strips(height, width, work)
+        return out
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 RGB (H, W, 3), colour or grey -> colorized uint8 RGB of the same size."""
-        L, L_small = self.preprocess(rgb)
-        return self.postprocess(L, self.predict(L_small))
+        prepared = self.preprocess(rgb)
+        return self.postprocess(prepared, self.predict(prepared.L_small))
 
 
 def find_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -121,13 +219,35 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
     return np.concatenate([left, spacer, right], axis=1)
 
 
+class _InThisThread:
+    """An executor that runs each call at once, in the calling thread (colorize_files, prefetch 0)."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as err:  # noqa: BLE001 - re-raised by future.result(), as a pool would
+            future.set_exception(err)
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
 def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, suffix: str = "",
-                   overwrite: bool = False, compare: bool = False, progress: bool = True) -> Outcome:
+                   overwrite: bool = False, compare: bool = False, progress: bool = True,
+                   prefetch: int = 2) -> Outcome:
     """Colorize each file into out_dir/<stem><suffix>.png (with --compare, the input and the output
     side by side); existing outputs are kept unless `overwrite`. A file that fails is recorded and
-    the others are still done."""
-    from concurrent.futures import ThreadPoolExecutor
+    the others are still done.
 
+    `prefetch` photos are decoded ahead, and the outputs encoded, in as many threads beside the
+    colorizing (PIL and zlib release the GIL), so a folder costs about its compute time; at most
+    `prefetch` outputs wait to be written. 0: each photo decoded, colorized and written in turn.
+    The files written and the outcome are the same either way."""
     from tqdm import tqdm
 
     outcome, claimed, jobs = Outcome(), {}, []
@@ -146,25 +266,35 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
         save_png(target, image, OUTPUT_PNG_LEVEL)
         return target
 
-    # Decoding the next photos and encoding the last ones run in threads beside the network (PIL
-    # and zlib release the GIL), so a folder costs about its compute time.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        decoded = [pool.submit(load_rgb, path) for path, _ in jobs[:2]]
-        written = []
+    def finish(path: Path, target: Path, future: Future) -> None:
+        try:
+            outcome.written.append(future.result())
+        except OSError as err:  # e.g. no space or no permission in the output folder
+            outcome.failed.append((path, f"cannot write {target}: {err.strerror or err}"))
+
+    decoded: dict[int, Future] = {}
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=prefetch) if prefetch > 0 else _InThisThread() as pool:
+
+        def ahead(i: int) -> None:
+            if i < len(jobs) and i not in decoded:
+                decoded[i] = pool.submit(load_rgb, jobs[i][0])
+
+        for i in range(prefetch):
+            ahead(i)
         # disable=None: tqdm shows the bar only on a terminal, so logs and pipes stay clean.
-        for i, (path, target) in enumerate(tqdm(jobs, desc="colorize", unit="photo", disable=None if progress else True)):
-            if i + 2 < len(jobs):
-                decoded.append(pool.submit(load_rgb, jobs[i + 2][0]))
+        bar = tqdm(jobs, desc="colorize", unit="photo", disable=None if progress else True)
+        for i, (path, target) in enumerate(bar):
+            ahead(i + prefetch)
             try:
-                rgb = decoded[i].result()
-                decoded[i] = None  # let the photo go once it is colorized
+                rgb = decoded.pop(i).result()  # popped: the photo goes once it is colorized
                 result = colorize(rgb)
-                written.append((path, target, pool.submit(write, target, side_by_side(rgb, result) if compare else result)))
+                image = side_by_side(rgb, result) if compare else result
+                pending.append((path, target, pool.submit(write, target, image)))
             except UserError as err:
                 outcome.failed.append((path, str(err)))
-        for path, target, future in written:
-            try:
-                outcome.written.append(future.result())
-            except OSError as err:  # e.g. no space or no permission in the output folder
-                outcome.failed.append((path, f"cannot write {target}: {err.strerror or err}"))
+            while len(pending) > prefetch:
+                finish(*pending.popleft())
+        while pending:
+            finish(*pending.popleft())
     return outcome
