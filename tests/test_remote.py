@@ -11,11 +11,17 @@ from helpers import copy_repo, run
 pytestmark = pytest.mark.slow
 
 
+# Per-run measurements and MLflow links beside the outputs: ignored by DVC and git (.dvcignore), so
+# neither pushed nor cloned, by design.
+LOCAL_ONLY = ("timings.json", "run.json")
+
+
 def digests(root, folders=("data", "reports")) -> dict[str, str]:
-    """sha256 of every file under `folders`, by path relative to root."""
+    """sha256 of every file under `folders` that DVC or git carries, by path relative to root."""
     return {
         path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for folder in folders for path in sorted((root / folder).rglob("*")) if path.is_file()
+        for folder in folders for path in sorted((root / folder).rglob("*"))
+        if path.is_file() and path.name not in LOCAL_ONLY
     }
 
 
