@@ -44,7 +44,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width:
 nav a { margin-right: 1rem; }
 table { border-collapse: collapse; margin: 1rem 0; }
 th, td { padding: .3rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
-.league td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.league td.num, .versus td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .league th { cursor: pointer; background: #f4f4f4; user-select: none; }
 .league th[data-dir="asc"]::after { content: " ▲"; }
 .league th[data-dir="desc"]::after { content: " ▼"; }
@@ -133,7 +133,7 @@ def _versus(records: list[dict], recommended: str | None) -> list[str]:
     out = [f'<p class="note">Is {_e(recommended)}\'s lead more than chance? Paired bootstrap on the same '
            f"test images: {_e(recommended)} minus each model, 95 % interval; significant when it leaves out 0 "
            "(for |ΔCF|, negative = closer to the truth's colourfulness).</p>",
-           '<table class="league"><thead><tr><th>model</th><th>PSNR difference (dB)</th><th>significant</th>'
+           '<table class="versus"><thead><tr><th>model</th><th>PSNR difference (dB)</th><th>significant</th>'
            "<th>|ΔCF| difference</th><th>significant</th></tr></thead><tbody>"]
     for r in rows:
         cells = [f"<td>{_e(row_label(r['name']))}</td>"]
