@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from chromalab import checkpoint, color
+from chromalab import checkpoint, color, lab_rows
 from chromalab.colorize import FullResolution, colorize_files
 from chromalab.release import read_release
 
@@ -54,14 +54,14 @@ def test_lab_rows_match_scikit_image_on_every_kind_of_colour():
     Y = np.where(fy > 0.2068966, fy**3, (fy - 16 / 116) / 7.787)  # as lab2rgb takes it from L
     out = np.empty((1, n, 3), np.uint8)
     ab_f = np.stack([lab[:, 1] / 500, -lab[:, 2] / 200]).astype(np.float32)[:, None]
-    color.LabRows(1, n).to_rgb_uint8(fy.astype(np.float32)[None], Y.astype(np.float32)[None], ab_f, out)
+    lab_rows.LabRows(1, n).to_rgb_uint8(fy.astype(np.float32)[None], Y.astype(np.float32)[None], ab_f, out)
     apart = levels_apart(out[0], color.lab_to_rgb_uint8(lab))
     assert apart.max() <= 1 and (apart == 0).mean() >= 0.99
 
     rgb = np.concatenate([np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1),
                           rng.integers(0, 256, (100_000, 3), dtype=np.uint8)])[None]
     Y32, fy32 = np.empty(rgb.shape[:2], np.float32), np.empty(rgb.shape[:2], np.float32)
-    color.LabRows(1, rgb.shape[1]).lightness(rgb, Y32, fy32)
+    lab_rows.LabRows(1, rgb.shape[1]).lightness(rgb, Y32, fy32)
     assert np.abs(fy32 * 116 - 16 - color.rgb_to_lab(rgb)[..., 0]).max() < 1e-4  # float32 rounding
 
 
@@ -119,3 +119,14 @@ def test_bench_quick_mode_writes_the_split_timings(tmp_path):
     assert results["folder"]["photos"] == 2 and results["folder"]["same_outputs"] is True
     big = results["big_photo"]
     assert big["megapixels"] > 1 and big["peak_rss_mb"] > big["baseline_rss_mb"] > 0 and big["untiled_peak_rss_mb"] > 0
+
+
+def test_a_runner_reused_on_photos_of_one_size_and_another_gives_what_fresh_runners_give(released):
+    """The planes and scratch buffers kept from photo to photo carry nothing over."""
+    colorizer, size = released
+    photos = real_photos()
+    same = [np.asarray(Image.fromarray(photos[name]).resize((200, 150))) for name in ("coffee", "rocket")]
+    other = np.asarray(Image.fromarray(photos["chelsea"]).resize((170, 120)))
+    reused = FullResolution(colorizer, 64, torch.device("cpu"))
+    for rgb in same + [other] + same:
+        assert np.array_equal(reused(rgb), FullResolution(colorizer, 64, torch.device("cpu"))(rgb))

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from chromalab import checkpoint
+from chromalab import checkpoint, color
 from chromalab.colorizer import Colorizer
 from chromalab.errors import UserError
 from chromalab.models import create_model, packaged
@@ -139,6 +139,39 @@ def test_encoder_unet_fine_tunes_its_last_blocks_at_a_lower_rate_from_cached_fea
         Colorizer("encoder_unet", "ab", {"decoder_channels": 32, "train_blocks": 9})
     one_block = create_model("encoder_unet", out_channels=2, decoder_channels=32, train_blocks=1)
     assert [f.shape[1] for f in one_block.precompute(x)] == [24, 40, 112, 192]  # + block 5's output, the input of 6
+
+
+class _Rows(torch.utils.data.Dataset):
+    """Just enough of LabBatches for feature_cache.precompute: batches of L by row number."""
+    split = "train"
+
+    def __init__(self, L):
+        self.L = L
+
+    def __len__(self):
+        return len(self.L)
+
+    def __getitem__(self, rows):
+        rows = torch.as_tensor(rows)
+        return {"L": self.L[rows], "rows": rows}
+
+
+@pytest.mark.parametrize("train_blocks", [5, 6, 7])
+def test_encoder_unet_trains_from_the_cache_when_its_frozen_part_gives_one_tensor(train_blocks):
+    """With 5-7 of Lite0's 7 blocks fine-tuned the frozen part returns one tensor (no feature map
+    of its own): the cache must hand it back as the one-tuple the network's forward loops over."""
+    from chromalab.feature_cache import extra_inputs, precompute
+
+    torch.manual_seed(0)
+    colorizer = Colorizer("encoder_unet", "ab", {"decoder_channels": 32, "train_blocks": train_blocks})
+    L = torch.rand(3, 1, 64, 64) * 100
+    cache = precompute(colorizer, _Rows(L), 2, torch.device("cpu"))
+    assert len(cache.plain) == 1
+    batch = {"rows": torch.tensor([0, 2]), "L": L[[0, 2]]}
+    x = color.normalize_l(batch["L"])
+    with torch.no_grad():
+        cached = colorizer.network(x, **extra_inputs(cache, batch))
+        assert torch.allclose(cached, colorizer.network(x), atol=0.05)  # float16 features
 
 
 def test_colorizer_trains_and_decodes_at_the_outputs_resolution():

@@ -80,9 +80,9 @@ def _linear_to_lab(linear: np.ndarray) -> np.ndarray:
     """Linear sRGB (N, 3) float64 -> Lab (N, 3): the 3x3 product written out term by term (a
     fixed order of roundings), then Lab's f(t)."""
     r, g, b = linear[:, 0], linear[:, 1], linear[:, 2]
-    m = _XYZ_FROM_RGB
+    m = XYZ_FROM_RGB
     f = []
-    for row, white in zip(m, _D65):
+    for row, white in zip(m, D65):
         t = (row[0] * r + row[1] * g + row[2] * b) / white
         f.append(np.where(t > 0.008856, _cbrt(np.maximum(t, 0.008856)), 7.787 * t + 16.0 / 116.0))
     fx, fy, fz = f
@@ -119,11 +119,11 @@ def denormalize_ab(ab):
 
 # scikit-image's constants: the sRGB primaries, the D65 2° white, and the piecewise thresholds of
 # the sRGB companding and of the Lab f(t) (7.787 and 0.008856 are its rounded (29/6)²/3 and (6/29)³).
-_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
+XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
                           [0.212671, 0.715160, 0.072169],
                           [0.019334, 0.119193, 0.950227]])
-_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
-_D65 = (0.95047, 1.0, 1.08883)
+RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)
+D65 = (0.95047, 1.0, 1.08883)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -160,8 +160,8 @@ def lab_to_rgb_torch(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     fz = (fy - b / 200.0).clamp(min=0.0)  # scikit-image clips negative z the same way
     f = torch.stack([fx, fy, fz], dim=-3)
     xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16.0 / 116.0) / 7.787)
-    white = torch.tensor(_D65, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
-    linear = _mix(_RGB_FROM_XYZ, xyz * white)
+    white = torch.tensor(D65, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
+    linear = _mix(RGB_FROM_XYZ, xyz * white)
     rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055,
                       12.92 * linear)
     if clip:
@@ -176,8 +176,8 @@ def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
 
     x_in = rgb.to(_compute_dtype(rgb))
     linear = torch.where(x_in > 0.04045, ((x_in.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, x_in / 12.92)
-    white = torch.tensor(_D65, dtype=linear.dtype, device=linear.device).view(3, 1, 1)
-    xyz = _mix(_XYZ_FROM_RGB, linear) / white
+    white = torch.tensor(D65, dtype=linear.dtype, device=linear.device).view(3, 1, 1)
+    xyz = _mix(XYZ_FROM_RGB, linear) / white
     f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1 / 3), 7.787 * xyz + 16.0 / 116.0)
     fx, fy, fz = f.unbind(-3)
     lab = torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
@@ -200,7 +200,7 @@ def lightness_from_rgb_uint8(rgb: np.ndarray) -> torch.Tensor:
     import torch
 
     linear = torch.from_numpy(_LINEAR_LUT)[torch.from_numpy(rgb).long()]
-    y = linear @ torch.from_numpy(_XYZ_FROM_RGB[1].astype(np.float32))
+    y = linear @ torch.from_numpy(XYZ_FROM_RGB[1].astype(np.float32))
     f = torch.where(y > 0.008856, y.clamp(min=0.008856) ** (1 / 3), 7.787 * y + 16.0 / 116.0)
     return 116.0 * f - 16.0
 
@@ -242,125 +242,3 @@ def mean_chroma(rgb: np.ndarray) -> float:
     img.thumbnail((128, 128))
     lab = rgb_to_lab(np.asarray(img))
     return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
-
-
-# --- the full-resolution path of `chromalab colorize`: float32 numpy, row by row -----------------
-# A photo's own L joined to the model's upsampled ab and turned into uint8 sRGB touches every pixel
-# several times. These do it in float32, with tables where a power would be slow (the output's sRGB
-# curve is a table of 65,536 uint8 values: no 2.4 power per pixel), on rows of pixels at a time with
-# scratch buffers allocated once (fresh arrays per step cost page faults that took longer than the
-# arithmetic). scikit-image's lab2rgb in float64 is the reference: they agree to one uint8 level,
-# exactly on about 99 % of the pixels (tests/test_colorize_speed.py).
-
-_Y_THRESHOLD = 0.008856  # Y/Yn below which rgb2lab's f(t) is linear
-_F_THRESHOLD = 0.2068966  # f above which lab2rgb cubes it (its f(0.008856))
-_F_OFFSET = 16.0 / 116.0
-_F_SLOPE = 7.787
-
-
-def _linear_lut64() -> np.ndarray:
-    v = np.arange(256, dtype=np.float64) / 255.0
-    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92)
-
-
-# Y = R' + G' + B': each channel's linearised value already weighted by its share of the luminance.
-_Y_LUTS = tuple((_linear_lut64() * _XYZ_FROM_RGB[1, c]).astype(np.float32) for c in range(3))
-
-# Linear RGB from (X/Xn, Y, Z/Zn): the white point folded into the matrix, and the size of the
-# output table (GAMMA_BINS) too, so a pixel's table index is its product, clipped and truncated.
-GAMMA_BINS = 1 << 16
-_RGB_FROM_XYZ_REL = (_RGB_FROM_XYZ * np.array(_D65)[None, :] * GAMMA_BINS).astype(np.float32)
-
-
-def _srgb_uint8_table() -> np.ndarray:
-    """uint8 sRGB of the linear value at the centre of each of GAMMA_BINS bins of [0, 1], then 255
-    for exactly 1. A bin is 1/65,536 of the range, at most 0.025 of a uint8 level on the curve's
-    steepest part: only a value that close to a rounding boundary can land one level off."""
-    v = (np.arange(GAMMA_BINS, dtype=np.float64) + 0.5) / GAMMA_BINS
-    srgb = np.where(v > 0.0031308, 1.055 * v ** (1 / 2.4) - 0.055, 12.92 * v)
-    return np.append(np.clip(np.rint(srgb * 255.0), 0, 255), 255).astype(np.uint8)
-
-
-_SRGB_UINT8 = _srgb_uint8_table()
-
-
-class LabRows:
-    """The full-resolution conversions of `chromalab colorize` for rows of pixels, at most `rows`
-    rows of `width` pixels at a time, with scratch buffers of that size allocated once (one
-    LabRows per thread).
-
-    - `lightness(rgb, Y, fy)`: uint8 RGB (n, W, 3) -> its luminance Y and f(Y) = (L + 16) / 116,
-      as rgb_to_lab computes them (three 256-entry tables summed; a cube root).
-    - `to_rgb_uint8(fy, Y, ab_f, out)`: Lab -> uint8 sRGB (clipped gamut), as lab_to_rgb_uint8, for
-      pixels given as fy, Y and ab_f = (a / 500, -b / 200) (2, n, W); writes out (n, W, 3).
-    """
-
-    def __init__(self, rows: int, width: int):
-        self.rows, self.width = rows, width
-        self.xyz = np.empty((3, rows, width), np.float32)
-        self.low = np.empty((rows, width), np.float32)
-        self.square = np.empty((rows, width), np.float32)
-        self.dark = np.empty((rows, width), bool)
-        self.linear = np.empty((3, rows * width), np.float32)
-        self.index = np.empty((rows * width, 3), np.intp)
-        self._ab = np.empty((2, 2 * rows * width), np.float32)
-
-    def ab_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Two contiguous float32 (2, n, width) scratch arrays for the caller's ab of n rows."""
-        self._check(n, self.width)
-        size = 2 * n * self.width
-        return self._ab[0, :size].reshape(2, n, self.width), self._ab[1, :size].reshape(2, n, self.width)
-
-    def _check(self, n: int, width: int) -> None:
-        if n > self.rows or width != self.width:
-            raise ValueError(f"{n} rows of {width} pixels: this LabRows holds {self.rows} of {self.width}")
-
-    def lightness(self, rgb: np.ndarray, Y: np.ndarray, fy: np.ndarray) -> None:
-        n, width = rgb.shape[:2]
-        self._check(n, width)
-        index = self.index.reshape(-1)[: 3 * n * width].reshape(3, n, width)
-        index[...] = rgb.transpose(2, 0, 1)  # np.take wants contiguous indices (else it copies them)
-        part = self.low[:n]
-        np.take(_Y_LUTS[0], index[0], out=Y, mode="clip")  # clip: unbuffered
-        for c in (1, 2):
-            np.take(_Y_LUTS[c], index[c], out=part, mode="clip")
-            Y += part
-        np.cbrt(Y, out=fy)
-        if Y.min() <= _Y_THRESHOLD:
-            dark = np.less_equal(Y, _Y_THRESHOLD, out=self.dark[:n])
-            np.multiply(Y, _F_SLOPE, out=part)
-            part += _F_OFFSET
-            np.copyto(fy, part, where=dark)
-
-    def _f_inverse(self, f: np.ndarray) -> None:
-        """f -> f³ in place (linear near black): lab2rgb's inverse of Lab's f."""
-        n = f.shape[0]
-        darkest = f.min()
-        if darkest <= _F_THRESHOLD:
-            low = np.subtract(f, _F_OFFSET, out=self.low[:n])
-            low /= _F_SLOPE
-            dark = np.less_equal(f, _F_THRESHOLD, out=self.dark[:n])
-        f *= np.multiply(f, f, out=self.square[:n])
-        if darkest <= _F_THRESHOLD:
-            np.copyto(f, low, where=dark)
-
-    def to_rgb_uint8(self, fy: np.ndarray, Y: np.ndarray, ab_f: np.ndarray, out: np.ndarray) -> None:
-        n, width = fy.shape
-        self._check(n, width)
-        if not out.flags.c_contiguous:
-            raise ValueError("out must be C-contiguous")
-        xyz = self.xyz[:, :n]
-        np.add(fy, ab_f[0], out=xyz[0])
-        np.add(fy, ab_f[1], out=xyz[2])
-        np.maximum(xyz[2], 0.0, out=xyz[2])  # scikit-image clips negative z the same way
-        self._f_inverse(xyz[0])
-        self._f_inverse(xyz[2])
-        xyz[1] = Y
-        linear = self.linear[:, : n * width]
-        # einsum, not matmul: a 3x3 product that needs no BLAS (nor its threads). Channel-first out:
-        # einsum into (pixels, 3) took ten times as long; the one transposition is the cast below.
-        np.einsum("ij,jn->in", _RGB_FROM_XYZ_REL, xyz.reshape(3, -1), out=linear)
-        np.clip(linear, 0, GAMMA_BINS, out=linear)
-        index = self.index[: n * width]
-        index[...] = linear.T  # truncated: each value's bin of the table
-        np.take(_SRGB_UINT8, index, out=out.reshape(-1, 3), mode="clip")  # clip: unbuffered

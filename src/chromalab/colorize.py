@@ -7,13 +7,14 @@ full-resolution L, so edges and detail stay as sharp as the input (richzhang/col
 recipe). Which model to use is model_choice.py's business.
 
 Only the network's part depends on the model; the full-resolution work around it (L from RGB,
-ab upsampled and joined to L, Lab to uint8 RGB) is float32 numpy in strips of rows, in threads
-(color.LabRows), and a folder's next photo is decoded while the current one is colorized
+ab upsampled and joined to L, Lab to uint8 RGB) is float32 numpy in strips of rows
+(lab_rows.LabRows), and a folder's next photo is decoded while the current one is colorized
 (colorize_files). docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import logging
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab import color
+from chromalab import color, lab_rows
 from chromalab.errors import UserError
 from chromalab.images import is_image_file, load_rgb, save_png
 
@@ -36,8 +37,8 @@ from chromalab.images import is_image_file, load_rgb, save_png
 OUTPUT_PNG_LEVEL = 1
 
 # Pixels per step of the full-resolution work (whole rows: 64 rows of a 1 MP photo): its scratch
-# buffers stay about 1 MB whatever the photo's size, in cache (strips of 16-256 rows of a 1 MP photo
-# ran within 10 % of each other; the whole photo at once took twice as long).
+# buffers stay a few MB whatever the photo's size, in cache (strips of 32-128 rows of a 1 MP photo
+# ran within 10 % of each other; the whole photo at once took 2.3 times as long).
 STRIP_PIXELS = 1 << 16
 
 log = logging.getLogger(__name__)
@@ -77,27 +78,51 @@ class FullResolution:
 
     Only the network runs on `device`. The full-resolution work before and after it (L from RGB;
     ab upsampled, joined to L and turned into uint8 RGB) is float32 numpy on the CPU, in strips of
-    rows of about `strip_pixels` pixels, in `threads` threads (numpy releases the GIL): its memory
-    is the photo's own planes plus a few MB, and it matches the float64 scikit-image reference to
-    one uint8 level, exactly on about 99 % of the pixels (tests/test_colorize_speed.py)."""
+    rows of about `strip_pixels` pixels: its memory is the photo's own planes plus a few MB, and it
+    matches the float64 scikit-image reference to one uint8 level, exactly on about 99 % of the
+    pixels (tests/test_colorize_speed.py). `threads` > 1 shares the strips among threads; one is
+    the default, since each strip's numpy calls take tens of microseconds and a second thread,
+    waiting for the GIL between them, measured no faster on 2 cores.
+
+    The planes of a photo and the strips' scratch buffers are kept for the next photo of the same
+    size (postprocess hands a Prepared's planes back: use a Prepared once): fresh arrays of a few
+    MB cost their page faults on every photo, 2 ms per megapixel here."""
 
     colorizer: torch.nn.Module
     size: int
     device: torch.device
     strip_pixels: int = STRIP_PIXELS
-    threads: int = 0  # 0: torch.get_num_threads()
+    threads: int = 1
+    _spare: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _take(self, key: tuple, make):
+        """A kept object for `key` (a kind and a shape), else make()."""
+        try:
+            return self._spare[key].pop()
+        except (KeyError, IndexError):  # none kept (or another strip thread took it first)
+            return make()
+
+    def _keep(self, key: tuple, item) -> None:
+        """Keep `item` for the next _take of `key`; objects of other shapes than the latest go."""
+        if key not in self._spare and len(self._spare) >= 3:
+            self._spare.clear()
+        kept = self._spare.setdefault(key, [])
+        if len(kept) < max(1, self.threads):
+            kept.append(item)
 
     def _by_strips(self, height: int, width: int, work) -> None:
         """work(rows, r0, r1) over the rows of a picture, a strip of about `strip_pixels` at a time:
-        its rows are cut into one band per thread, each thread with its own color.LabRows."""
+        its rows are cut into one band per thread, each thread with its own lab_rows.LabRows."""
         step = max(1, self.strip_pixels // width)
-        threads = max(1, min(self.threads or torch.get_num_threads(), -(-height // step)))
+        threads = max(1, min(self.threads, -(-height // step)))
         bands = np.linspace(0, height, threads + 1).round().astype(int)
 
         def band(start: int, stop: int) -> None:
-            rows = color.LabRows(min(step, stop - start), width)
+            key = ("rows", min(step, stop - start), width)
+            rows = self._take(key, lambda: lab_rows.LabRows(*key[1:]))
             for r0 in range(start, stop, step):
                 work(rows, r0, min(stop, r0 + step))
+            self._keep(key, rows)
 
         if threads == 1:
             band(0, height)
@@ -113,10 +138,10 @@ class FullResolution:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
         height, width = rgb.shape[:2]
-        Y = np.empty((height, width), np.float32)
-        fy = np.empty((height, width), np.float32)
+        Y, fy = self._take(("planes", height, width), lambda: (np.empty((height, width), np.float32),
+                                                               np.empty((height, width), np.float32)))
 
-        def work(rows: color.LabRows, r0: int, r1: int) -> None:
+        def work(rows: lab_rows.LabRows, r0: int, r1: int) -> None:
             rows.lightness(rgb[r0:r1], Y[r0:r1], fy[r0:r1])
 
         self._by_strips(height, width, work)
@@ -139,29 +164,37 @@ class FullResolution:
         h, w = small.shape[-2:]
         # Lab to XYZ needs a / 500 and -b / 200: scaled at the working size, not per pixel.
         small = small * np.array([1 / 500, -1 / 200], np.float32)[:, None, None]
-        if w != width:  # columns at the working size's rows, then rows strip by strip
+        key = ("columns", h, width)
+        wide, step = self._take(key, lambda: (np.empty((2, h, width), np.float32),
+                                              np.empty((2, h, width), np.float32)))
+        # Columns at the working size's rows first, then rows strip by strip, from each working
+        # row and its step to the next one.
+        if w != width:
             c0, c1, cw = bilinear_taps(w, width)
-            wide = np.take(small, c0, axis=2)  # C-contiguous, unlike small[:, :, c0]
-            right = np.take(small, c1, axis=2)
-            right -= wide
-            right *= cw
-            wide += right
+            np.take(small, c0, axis=2, out=wide, mode="clip")  # C-contiguous, unlike small[:, :, c0]
+            np.take(small, c1, axis=2, out=step, mode="clip")  # mode clip: unbuffered
+            step -= wide
+            step *= cw
+            wide += step
         else:
-            wide = small
-        r0s, r1s, rw = bilinear_taps(h, height)
+            wide[...] = small
+        np.subtract(wide[:, 1:], wide[:, :-1], out=step[:, :-1])
+        step[:, -1] = 0.0
+        r0s, _, rw = bilinear_taps(h, height)
         out = np.empty((height, width, 3), np.uint8)
 
-        def work(rows: color.LabRows, r0: int, r1: int) -> None:
+        def work(rows: lab_rows.LabRows, r0: int, r1: int) -> None:
             ab_f, below = rows.ab_buffers(r1 - r0)
-            np.take(wide, r0s[r0:r1], axis=1, out=ab_f, mode="clip")  # clip: unbuffered
+            np.take(wide, r0s[r0:r1], axis=1, out=ab_f, mode="clip")
             if h != height:
-                np.take(wide, r1s[r0:r1], axis=1, out=below, mode="clip")
-                below -= ab_f
+                np.take(step, r0s[r0:r1], axis=1, out=below, mode="clip")
                 below *= rw[r0:r1, None]
                 ab_f += below
             rows.to_rgb_uint8(prepared.fy[r0:r1], prepared.Y[r0:r1], ab_f, out[r0:r1])
 
         self._by_strips(height, width, work)
+        self._keep(("planes", height, width), (prepared.Y, prepared.fy))
+        self._keep(key, (wide, step))
         return out
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
@@ -237,6 +270,17 @@ class _InThisThread:
         return None
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """torch's intra-op threads set to n for a while, then back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, suffix: str = "",
                    overwrite: bool = False, compare: bool = False, progress: bool = True,
                    prefetch: int = 2) -> Outcome:
@@ -246,8 +290,14 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
 
     `prefetch` photos are decoded ahead, and the outputs encoded, in as many threads beside the
     colorizing (PIL and zlib release the GIL), so a folder costs about its compute time; at most
-    `prefetch` outputs wait to be written. 0: each photo decoded, colorized and written in turn.
-    The files written and the outcome are the same either way."""
+    `prefetch` outputs wait to be written; 0: each photo decoded, colorized and written in turn.
+    The files written and the outcome are the same either way.
+
+    The colorizing runs with one torch thread fewer than torch is set to (at least one), leaving a
+    core to the decoding and encoding: torch's threads otherwise wait at every operation for one
+    whose core another thread holds (the encoder's, or another program's: 8 photos took 10-22 s
+    instead of 1.3 s on a 2-core machine busy with other work). Both modes do so, since the
+    network's results depend on its thread count in the last bit."""
     from tqdm import tqdm
 
     outcome, claimed, jobs = Outcome(), {}, []
@@ -274,7 +324,8 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
 
     decoded: dict[int, Future] = {}
     pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=prefetch) if prefetch > 0 else _InThisThread() as pool:
+    with _torch_threads(max(1, torch.get_num_threads() - 1)), \
+            ThreadPoolExecutor(max_workers=prefetch) if prefetch > 0 else _InThisThread() as pool:
 
         def ahead(i: int) -> None:
             if i < len(jobs) and i not in decoded:

@@ -19,10 +19,11 @@ class FeatureCache:
     """Per-image features of a frozen pre-trained network, computed once per split (Deep
     Koalarization precomputed its Inception embeddings the same way): each a tensor or a tuple of
     tensors (multi-scale maps), stored row by row. Spatial features (`precompute_mirrored`) are
-    also computed for each mirrored image, which the flip augmentation then takes."""
+    also computed for each mirrored image, which the flip augmentation then takes. `take` gives
+    rows back in the form the network's precompute returned (a tuple of one stays a tuple)."""
 
-    def __init__(self, plain: tuple, mirrored: tuple | None):
-        self.plain, self.mirrored = plain, mirrored
+    def __init__(self, plain: tuple, mirrored: tuple | None, as_tuple: bool = True):
+        self.plain, self.mirrored, self.as_tuple = plain, mirrored, as_tuple
 
     def take(self, rows: torch.Tensor, flip: torch.Tensor | None = None):
         rows = rows.cpu()
@@ -30,7 +31,7 @@ class FeatureCache:
         if self.mirrored is not None and flip is not None and bool(flip.any()):
             parts = [torch.where(flip.view(-1, *[1] * (p.ndim - 1)), m[rows], p)
                      for p, m in zip(parts, self.mirrored)]
-        return parts[0] if len(parts) == 1 else tuple(parts)
+        return tuple(parts) if self.as_tuple else parts[0]
 
     @property
     def nbytes(self) -> int:
@@ -46,9 +47,12 @@ def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, devic
     colorizer.eval()
     mirrored = getattr(network, "precompute_mirrored", False)
     stores: dict[str, list[torch.Tensor]] = {}
+    as_tuple = True
 
     def put(key: str, start: int, feats) -> None:
-        feats = feats if isinstance(feats, tuple) else (feats,)
+        nonlocal as_tuple
+        as_tuple = isinstance(feats, tuple)
+        feats = feats if as_tuple else (feats,)
         if key not in stores:  # allocated once: the list-then-concatenate way would need twice the memory
             stores[key] = [torch.empty((len(dataset), *f.shape[1:]), dtype=f.dtype) for f in feats]
         for store, f in zip(stores[key], feats):
@@ -61,7 +65,7 @@ def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, devic
         if mirrored:
             put("mirrored", start, network.precompute(x.flip(-1)))
         start += len(x)
-    cache = FeatureCache(tuple(stores["plain"]), tuple(stores["mirrored"]) if mirrored else None)
+    cache = FeatureCache(tuple(stores["plain"]), tuple(stores["mirrored"]) if mirrored else None, as_tuple)
     log.info("features of the frozen network computed once for the %d %s images%s (%.0f MB)",
              len(dataset), dataset.split, " and their mirror images" if mirrored else "", cache.nbytes / 1e6)
     return cache

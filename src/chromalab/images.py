@@ -10,11 +10,12 @@ from chromalab.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
-# The decompression-bomb guard. Colorizing holds about 200 bytes per pixel (float Lab planes and
-# their temporaries; measured on a 2 and an 8 MP photo), so 40 megapixels, more than most cameras
-# take, already needs some 8 GB. PIL's default (a warning past 89 MP, an error only
-# past 179 MP) would let one mistaken or hostile file exhaust a laptop's memory. A larger photo
-# is refused with a message saying so: downscale it first.
+# The decompression-bomb guard. Colorizing holds about 33 bytes per pixel (the uint8 photo and its
+# output, two float32 planes of L; the rest works in strips: docs/benchmarks.md, a 12 MP photo), so
+# 40 megapixels, more than most cameras take, needs some 1.3 GB beside torch and the model; PIL's
+# default (a warning past 89 MP, an error only past 179 MP) would let one mistaken or hostile file
+# exhaust a laptop's memory, and a decoder's own peak is larger still. A larger photo is refused
+# with a message saying so: downscale it first.
 MAX_PIXELS = 40_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
