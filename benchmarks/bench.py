@@ -226,22 +226,17 @@ def train_figures(name: str, model: ModelParams, train: config.TrainParams, work
 def lite_bins_variants(blocks: int) -> dict[str, dict]:
     """{variant: child_train's train_blocks and cache}: the encoder frozen, its features computed
     once (as training runs it) or every step; its last two blocks fine-tuned (the frozen ones
-    cached); every block fine-tuned (nothing to cache but the stem's output; train.py's cache of
-    that single tensor fails, see child_train)."""
+    cached); every block fine-tuned (only the stem's output cached)."""
     return {"frozen": {"train_blocks": 0, "cache": True},
             "frozen_uncached": {"train_blocks": 0, "cache": False},
             "last_2_blocks": {"train_blocks": min(2, blocks), "cache": True},
-            "all_blocks": {"train_blocks": blocks, "cache": False}}
+            "all_blocks": {"train_blocks": blocks, "cache": True}}
 
 
 def child_train(prepared: str, palette: str, train_blocks: int, cache: bool, steps: int) -> dict:
     """lite_bins trained for a few batches by the training loop itself: train._setup (which also
     computes the frozen part's features once, the feature cache, unless `cache` is False) and
-    train._train_epoch on the epoch's last `steps` batches, after two warm-up batches.
-
-    cache=False is how every block is fine-tuned here: with 5 or more of lite0's 7 blocks trained
-    the frozen part yields a single tensor, which FeatureCache.take hands back bare instead of in
-    a tuple, and EncoderUNet.forward then iterates over its batch (a training crash)."""
+    train._train_epoch on the epoch's last `steps` batches, after two warm-up batches."""
     from chromalab import train as training
 
     if not cache:
@@ -689,7 +684,7 @@ def main() -> int:
                         help="released model, anchor, a 2-photo folder and a 2 MP photo on small photos; "
                              "no training, no pipeline, no table (a smoke test)")
     parser.add_argument("--out", type=Path, help="the JSON (default reports/benchmarks.json; --quick: none)")
-    parser.add_argument("--threads", type=int, help="torch threads (and colorize's strip threads); default torch's")
+    parser.add_argument("--threads", type=int, help="torch's threads (default: torch's own choice)")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
