@@ -9,9 +9,9 @@ Reads a workspace where `make photos` ran (reports/, data/models/) and writes in
   for the annealed-mean models every temperature of train.temperatures. The temperature each model
   uses was chosen on val; the test curve only shows what the other choices would have given;
 - the full-resolution photos' table (evaluate.photos: PSNR and ΔCF with their 95 % intervals, the
-  judges' agreement and FD) and photos_speed_quality.png: PSNR and ΔCF on those photos against the
-  seconds per megapixel each model took to colorize them (the timings.json the evaluate stage
-  leaves beside its outputs: speeds stay out of the DVC-tracked report, so this script draws it).
+  judges' agreement and FD) and photos_speed_quality.svg, the report's picture of PSNR and ΔCF on
+  those photos against the seconds per megapixel each model took to colorize them
+  (reports/speed_quality.svg, a side file the report draws from the evaluate stages' timings.json).
 """
 
 from __future__ import annotations
@@ -99,36 +99,34 @@ def photos_table(root: Path, names: list[str]) -> list[str]:
                         "evaluate stage (one run on this machine, from timings.json).", ""]
 
 
+def summary_table(root: Path, names: list[str]) -> list[str]:
+    """README's table: per model and grey, the test photos' PSNR and ΔCF with their 95 % intervals,
+    both judges' agreement and FD, the full-resolution photos' PSNR and ΔCF, and s/MP."""
+    rows = {n: json.loads((root / paths.EVAL / n / "metrics.json").read_text()) for n in [*names, "grey"]}
+
+    def pair(m: dict, key: str, digits: int) -> str:
+        return " / ".join("—" if m.get(f"{key}_{judge}") is None else f"{m[f'{key}_{judge}']:.{digits}f}"
+                          for judge in ("mobilenetv2", "lite0"))
+
+    lines = ["| model | PSNR (dB) | ΔCF | agreement M / L | FD M / L | photos PSNR | photos ΔCF | s/MP |",
+             "|:---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in rows.items():
+        speed = _speed(root, name)
+        photos = (f"{_cell(m, 'photos_psnr', 2)} | {m['photos_delta_colorfulness']:.1f}" if "photos_psnr" in m
+                  else "— | —")
+        lines.append(f"| {name} | {_cell(m, 'psnr', 2)} | {_cell(m, 'delta_colorfulness', 1)} | "
+                     f"{pair(m, 'semantic_agreement', 2)} | {pair(m, 'fd', 1)} | {photos} | "
+                     + ("—" if speed is None else f"{speed:.3f}") + " |")
+    return lines
+
+
+def _images(root: Path) -> int:
+    return json.loads((root / paths.EVAL / "grey" / "metrics.json").read_text())["images"]
+
+
 def _speed(root: Path, name: str) -> float | None:
     path = root / paths.EVAL / name / "timings.json"
     return json.loads(path.read_text()).get("photos_seconds_per_megapixel") if path.is_file() else None
-
-
-def speed_quality_figure(root: Path, names: list[str]) -> bytes | None:
-    """PSNR and ΔCF on the full-resolution photos against seconds per megapixel, one point per model."""
-    import io
-
-    from chromalab.figures import _figure
-
-    rows = {n: json.loads((root / paths.EVAL / n / "metrics.json").read_text()) for n in [*names, "grey"]}
-    points = {n: (_speed(root, n), rows[n]) for n in names if _speed(root, n) and "photos_psnr" in rows[n]}
-    if not points:
-        return None
-    fig, (left, right) = _figure(9.0, 3.6, 2)
-    for ax, key, label in ((left, "photos_psnr", "PSNR (dB), higher is better"),
-                           (right, "photos_delta_colorfulness", "ΔCF, lower is better")):
-        for name, (speed, m) in points.items():
-            ci = m.get(f"{key}_ci")
-            err = [[m[key] - ci["low"]], [ci["high"] - m[key]]] if ci else None
-            ax.errorbar(speed, m[key], yerr=err, fmt="o", capsize=3, label=name)
-        ax.axhline(rows["grey"][key], color="grey", ls=":", lw=1, label="grey input")
-        ax.set_xlabel("seconds per megapixel (evaluate stage, this CPU)")
-        ax.set_ylabel(label)
-    left.legend(fontsize=7)
-    fig.suptitle("Full-resolution photos: quality against speed (bars: 95 % bootstrap intervals)", fontsize=9)
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=130)
-    return out.getvalue()
 
 
 def figure(points: dict, curves: dict, grey: dict) -> bytes:
@@ -179,17 +177,26 @@ def main() -> int:
     (args.out / "photos_tradeoff.png").write_bytes(figure(points, curves, metrics["grey"]))
     shutil.copyfile(root / paths.REPORTS / "gallery.png", args.out / "photos_gallery.png")
     table = (root / paths.REPORTS / "comparison.md").read_text().replace("# Model comparison", "").strip()
-    speed_png = speed_quality_figure(root, names)
-    if speed_png:
-        (args.out / "photos_speed_quality.png").write_bytes(speed_png)
+    speed_svg = root / paths.REPORTS / "speed_quality.svg"
+    if speed_svg.is_file():
+        shutil.copyfile(speed_svg, args.out / "photos_speed_quality.svg")
     text = "\n".join(["# The real-photo profile: `make photos`", "",
                       f"Written by `python benchmarks/photo_tradeoff.py {root}` from that run's reports.", "",
+                      "## In short", "", *summary_table(root, names), "",
+                      f"Test photos: the {_images(root)} held-out photos at 256 px, with 95 % "
+                      "bootstrap intervals; agreement: the ImageNet judges' top-1 on the colorized photo equal "
+                      "to theirs on the truth; FD: Fréchet distance of their features to the truth's (FID's "
+                      "formula, not comparable with published FIDs); M = MobileNetV2, L = EfficientNet-Lite0, "
+                      "— where the judge is the model's own encoder; photos: the full-resolution photos "
+                      "below; s/MP: seconds per megapixel to colorize them in the evaluate stage (one run, "
+                      "this machine).", "",
                       "## Test photos (whole photos at 256 px)", "", table.replace("\n## Is", "\n### Is"), "",
                       *photos_table(root, names),
-                      *(["![quality against speed](photos_speed_quality.png)", ""] if speed_png else []),
+                      *(["![quality against speed](photos_speed_quality.svg)", ""] if speed_svg.is_file() else []),
                       "## The bars", "", *bars(root, metrics["recommended"]), "",
                       "![PSNR against ΔCF](photos_tradeoff.png)", ""])
     (args.out / "photos_comparison.md").write_text(text)
+    print("\n".join(summary_table(root, names)))
     print(f"wrote {args.out}/photos_comparison.md, photos_gallery.png, photos_tradeoff.png/.json")
     return 0
 

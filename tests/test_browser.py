@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from chromalab import timings
 from chromalab.report import build_report
 from helpers import img_srcs, write_eval
 
@@ -75,6 +76,11 @@ def reports(tmp_path):
     for folder in ("grey/photos", "unet/photos", "grey/photos_truth"):  # full-size photos too
         (reports / "eval" / folder).mkdir(parents=True)
         Image.new("RGB", (300, 200), (200, 120, 40)).save(reports / "eval" / folder / "00.png")
+    for name, psnr in (("unet", 21.3), ("grey", 19.9)):  # their scores and unet's speed on those photos
+        path = reports / "eval" / name / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "photos_psnr": psnr,
+                                    "photos_delta_colorfulness": 9.5}))
+    timings.write(reports / "eval" / "unet", {"photos_seconds_per_megapixel": 0.12})
     build_report(NAMES, reports, all_params={"train": {"epochs": 3}})
     return reports
 
@@ -82,9 +88,9 @@ def reports(tmp_path):
 def test_every_image_loads_and_the_table_has_a_row_per_model(reports):
     result = browser_check(reports)
     assert result["broken"] == []
-    # hero; 3 test images x (input, 2 models, truth); 1 photo x (input, unet, truth); the error CDF
-    # and 2 training plots; the palette.
-    assert result["images"] == len(img_srcs((reports / "index.html").read_text())) == 1 + 12 + 3 + 3 + 1
+    # hero; 3 test images x (input, 2 models, truth); 1 photo x (input, unet, truth); quality
+    # against speed; the error CDF and 2 training plots; the palette.
+    assert result["images"] == len(img_srcs((reports / "index.html").read_text())) == 1 + 12 + 3 + 1 + 3 + 1
     assert result["rows"] == NAMES
     # The inline sort: PSNR ascending (grey 22.1 < tiny 23.9 < unet 24.5), then descending.
     assert result["ascending"] == ["grey", "tiny", "unet"]

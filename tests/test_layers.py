@@ -121,7 +121,7 @@ LAYERS = (
                  "chromalab.distributed chromalab.tracking"),
     ("scoring and report", "chromalab.evaluate chromalab.report chromalab.records chromalab.recommend "
                            "chromalab.league_table chromalab.gallery chromalab.champion chromalab.report_page "
-                           "chromalab.figures chromalab.lineage chromalab.compare"),
+                           "chromalab.figures chromalab.lineage chromalab.compare chromalab.speed_quality"),
     ("serving", "chromalab.model_choice chromalab.release chromalab.relog chromalab.export chromalab.cli"),
 )
 

@@ -1,4 +1,5 @@
-"""The report's pictures: training curves, the error CDF of every model, and the hero composite.
+"""The report's pictures: training curves, the error CDF of every model, quality against speed,
+and the hero composite.
 
 Each function returns the file's bytes, so the report stage can render everything before writing
 anything. Plots are matplotlib on the Agg backend (no display needed), drawn on a `Figure` object
@@ -89,6 +90,24 @@ def error_cdf_figure(curves: dict[str, dict[str, list[float]]], baseline: str) -
                         linestyle="--" if grey else "-", color="0.3" if grey else None)
         ax.set(xlabel="ab error threshold", ylabel="share of pixels", title=title, ylim=(0, 1.01),
                xlim=(0, _saturation(curves, key)))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", frameon=False, fontsize=8)
+    return _svg(fig)
+
+
+def speed_quality_figure(points: dict[str, tuple[float, dict]], grey: dict | None) -> bytes:
+    """PSNR and ΔCF on the full-resolution photos against seconds per megapixel, one point per model
+    with its 95 % interval; the grey input's scores as a dotted line."""
+    fig, axes = _figure(9.0, 3.4, 2)
+    for ax, key, label in zip(axes, ("photos_psnr", "photos_delta_colorfulness"),
+                              ("PSNR (dB), higher is better", "ΔCF, lower is better")):
+        for name, (speed, m) in points.items():
+            ci = m.get(f"{key}_ci")
+            err = [[m[key] - ci["low"]], [ci["high"] - m[key]]] if ci else None
+            ax.errorbar(speed, m[key], yerr=err, fmt="o", capsize=3, label=name)
+        if grey and key in grey:
+            ax.axhline(grey[key], color="0.4", linestyle=":", linewidth=1, label="grey input")
+        ax.set(xlabel="seconds per megapixel (evaluate stage, this machine)", ylabel=label)
+    axes[0].set_title("full-resolution photos: quality against speed", fontsize=9)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", frameon=False, fontsize=8)
     return _svg(fig)
 

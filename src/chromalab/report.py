@@ -13,7 +13,10 @@ run.json and the prepared data's summary, and writes under reports/:
 - curves/: the training and error-CDF plots (SVG) and their data in long form (CSV, one row per
   model and step) for `dvc plots show/diff`, which dvc.yaml declares;
 - hero.png: a few test pictures as grey input | recommended model | ground truth (README's picture);
-- gallery.png: the same test pictures as grey input | every model | ground truth, in one picture.
+- gallery.png: the same test pictures as grey input | every model | ground truth, in one picture;
+- speed_quality.svg, beside them but not a DVC output nor tracked by git: the full-resolution
+  photos' scores against the seconds per megapixel in the evaluate stages' timings.json
+  (speed_quality.py), which differ on every rerun.
 
 The recommended model (`recommended_model`, the one rule) is registered in MLflow with the alias
 `champion`. Every input is read and checked before anything is written, so a missing or broken
@@ -27,7 +30,7 @@ import io
 import logging
 from pathlib import Path
 
-from chromalab import atomic, paths
+from chromalab import atomic, paths, speed_quality
 from chromalab.champion import link_runs, register_recommended
 from chromalab.config import GREY
 from chromalab.errors import UserError
@@ -139,6 +142,7 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
         training_plots={name: f"{CURVES_DIR}/{training_plot_name(name)}" for name in histories},
         error_cdf_plot=f"{CURVES_DIR}/{ERROR_CDF_SVG}" if cdfs else None,
         hero="hero.png", lineage=lineage if all_params is not None else None,
+        speed_quality=speed_quality.FILE if speed_quality.scored_photos(records) else None,
     )
     _write(report, names, reports_dir, histories, cdfs, params.hero_images)
     log.info("report: %d models (%s), %d gallery images, recommended %s -> %s",
@@ -200,3 +204,4 @@ def _write(report: Report, names: list[str], reports_dir: Path, histories: dict,
     atomic.write_json(reports_dir / "metrics.json", metrics)
     atomic.write_text(reports_dir / "comparison.md", markdown)
     atomic.write_text(reports_dir / "index.html", page)
+    speed_quality.write(report.records, reports_dir, reports_dir / EVAL_SUBDIR)

@@ -35,6 +35,7 @@ class Report:
     error_cdf_plot: str | None
     hero: str
     lineage: object | None  # lineage.Lineage, None when build_report is given no params
+    speed_quality: str | None = None  # the side picture's path, when the photos were scored
 
 
 TITLE = "chromalab — model comparison"
@@ -59,7 +60,7 @@ img.palette, img.hero { max-width: 100%; }
 img.hero { width: 27rem; }
 .facts th { background: #f8f8f8; white-space: nowrap; vertical-align: top; }
 .curves { display: flex; flex-wrap: wrap; gap: 1rem; }
-.curves img { max-width: 100%; }
+.curves img, img.speed { max-width: 100%; }
 .missing { color: #b00; font-style: italic; }
 .note { color: #555; max-width: 60rem; }
 code { background: #f4f4f4; padding: 0 .2rem; }
@@ -258,6 +259,17 @@ def render_html(report: Report) -> str:
             "<h2>Photos at full resolution</h2>",
             '<p class="note">Whole photos colorized at their own size; click one to open it.</p>',
             *_gallery(report.photos, ""),
+        ]
+    if report.speed_quality:
+        out += [
+            "<h2>Quality against speed</h2>",
+            f'<img class="speed" src="{_src(report.speed_quality)}" alt="PSNR and ΔCF on the full-resolution '
+            'photos against seconds per megapixel" onerror="this.hidden = true">',
+            '<p class="note">Drawn by each report run from the seconds per megapixel this workspace\'s '
+            "evaluate stages took on the full-resolution photos (their timings.json). Speeds differ on "
+            "every run, so the picture is kept out of git and DVC: it is missing where the evaluate "
+            "stages did not run (a fresh clone of the reports). Controlled speed figures: "
+            "<code>make bench</code>.</p>",
         ]
     out += ['<h2 id="curves">Curves</h2>', *_curves(report), '<h2 id="palette">Palette</h2>']
     if report.palette:
