@@ -2,18 +2,21 @@
 store, registered by the report stage as `champion`, then used by `chromalab colorize` through
 `models:/chromalab@champion`."""
 
+import hashlib
 import json
 import logging
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from chromalab import cli
+from chromalab import checkpoint, cli
 from chromalab.config import DataParams
 from chromalab.report import build_report
 from helpers import TINY_PREPARE, real_photos, train_tiny, write_eval, write_photo_folder
@@ -93,10 +96,51 @@ def test_colorize_with_the_champion_alias_uses_the_recommended_model(registered,
                          "models:/chromalab@champion"]) == 0
     assert "model tiny (unet -> ab) from models:/chromalab@champion, working size 32 px" in caplog.text
     # The registered model is the best checkpoint: the same colours to the last pixel.
+    # (The run's copy of it is what loads; the pickled MLflow model is never unpickled: see below.)
     assert cli.main(["colorize", str(src), "-o", str(tmp_path / "ckpt"), "--model", "tiny"]) == 0
     by_alias = np.asarray(Image.open(tmp_path / "alias" / "old.png"))
     by_checkpoint = np.asarray(Image.open(tmp_path / "ckpt" / "old.png"))
     assert by_alias.shape == (60, 90, 3) and (by_alias == by_checkpoint).all()
+
+
+def _logged_checkpoint(root):
+    """The run's copy of tiny's checkpoint in the local artifact store."""
+    from urllib.parse import unquote, urlparse
+
+    run = json.loads((root / "data" / "models" / "tiny" / "run.json").read_text())
+    artifacts = mlflow.get_run(run["run_id"]).info.artifact_uri
+    return Path(unquote(urlparse(artifacts).path)) / "checkpoint" / "best.pt", run
+
+
+def test_a_logged_model_loads_from_its_checked_checkpoint_never_from_pickle(registered, tmp_path, monkeypatch, capsys):
+    from chromalab import model_choice
+
+    monkeypatch.chdir(registered)
+    copy, run = _logged_checkpoint(registered)
+    assert copy.read_bytes() == (registered / "data" / "models" / "tiny" / "best.pt").read_bytes()
+    assert mlflow.get_run(run["run_id"]).data.tags["chromalab.checkpoint_sha256"] == hashlib.sha256(
+        copy.read_bytes()).hexdigest()
+
+    def unpickle(*args, **kwargs):
+        raise AssertionError("mlflow.pytorch.load_model unpickles; chromalab must not call it")
+
+    monkeypatch.setattr(mlflow.pytorch, "load_model", unpickle)
+    trained, _ = checkpoint.load(registered / "data" / "models" / "tiny" / "best.pt")
+    for uri in ("models:/chromalab@champion", "models:/chromalab/1", f"runs:/{run['run_id']}/model", run["model_uri"]):
+        runner, info = model_choice.load(uri, None, "cpu", registered)
+        loaded = runner.colorizer.state_dict()
+        assert info["source"] == uri and all(torch.equal(t, loaded[k]) for k, t in trained.state_dict().items())
+    # A checkpoint changed in the artifact store is refused in one line, and nothing is written.
+    original = copy.read_bytes()
+    try:
+        copy.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        src = _photo(tmp_path / "old.jpg")
+        assert cli.main(["colorize", str(src), "-o", str(tmp_path / "out"), "--model", "models:/chromalab@champion"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "its checkpoint's sha256 is" in err[0] and "refusing to load it" in err[0]
+        assert not (tmp_path / "out").exists()
+    finally:
+        copy.write_bytes(original)
 
 
 def test_an_unknown_alias_is_a_one_line_error(registered, tmp_path, monkeypatch, capsys):

@@ -67,12 +67,31 @@ def resolve_checkpoint(model: str | None, root: Path) -> Path:
     return ckpt
 
 
+def _load_logged_checkpoint(uri: str) -> torch.nn.Module:
+    """A logged Colorizer from its run's copy of the checkpoint: checked against the sha256 the run
+    recorded, then read with weights_only=True (checkpoint.load). The pickled MLflow model beside
+    it, for MLflow's own tools, is never unpickled here."""
+    import tempfile
+
+    from chromalab import tracking
+    from chromalab.data.manifest import sha256_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, expected = tracking.checkpoint_of(uri, Path(tmp))
+        actual = sha256_file(path)
+        if actual != expected:
+            raise UserError(f"{uri}: its checkpoint's sha256 is {actual[:12]}…, not the {expected[:12]}… its run "
+                            "recorded; refusing to load it")
+        colorizer, _ = checkpoint.load(path)
+    return colorizer
+
+
 def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
     """A logged Colorizer and what the registry knows about it (its version tags, set by the report)."""
     from chromalab import tracking
 
     tags = tracking.registered_tags(uri)
-    colorizer = tracking.load_logged_model(uri, dev)
+    colorizer = _load_logged_checkpoint(uri).to(dev).eval()
     info = {"model": tags.get("chromalab.model", uri), "name": tags.get("chromalab.model", uri),
             "network": tags.get("network", "?"),
             "representation": tags.get("representation", "?"), "source": uri}

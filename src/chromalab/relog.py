@@ -48,7 +48,7 @@ def relog(name: str, root: Path | None = None) -> dict:
             scores = json.loads(scores_file.read_text())
             tracking.log_metrics({f"test_{k}": v for k, v in scores.items()
                                   if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        model_uri = tracking.log_colorizer(colorizer)
+        model_uri = tracking.log_colorizer(colorizer, best)
     except BaseException:
         tracking.end_run("FAILED")
         raise

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from chromalab import atomic, vcs
+from chromalab.data.manifest import sha256_file
 from chromalab.errors import UserError, first_line
 from chromalab.paths import repo_root
 
@@ -116,8 +117,17 @@ def log_metrics(metrics: dict, step: int | None = None) -> None:
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
-def log_colorizer(colorizer, registered_name: str | None = None) -> str:
-    """Log the model so `mlflow.pytorch.load_model` colorizes L of any size; returns its URI.
+# The run's copy of the checkpoint (state_dict + config) is what chromalab loads back, after
+# checking it against the sha256 recorded at logging time; the pickled MLflow model beside it is for
+# MLflow's own tools (`mlflow models serve`, mlflow.pytorch.load_model) and is never unpickled here.
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_FILE = "best.pt"  # the name both train and relog log it under
+CHECKPOINT_SHA256_TAG = "chromalab.checkpoint_sha256"
+
+
+def log_colorizer(colorizer, checkpoint_path, registered_name: str | None = None) -> str:
+    """Log the model so `mlflow.pytorch.load_model` colorizes L of any size, and the checkpoint it
+    came from (artifact checkpoint/, its sha256 as a run tag); returns the model's URI.
 
     Pickle format, not MLflow 3's default pt2: torch.export would freeze the input shape, and
     a colorizer must take any H and W. The signature says so with -1 dimensions.
@@ -136,6 +146,8 @@ def log_colorizer(colorizer, registered_name: str | None = None) -> str:
         colorizer.cpu().eval(), name="model", signature=signature, serialization_format="pickle",
         code_paths=[str(package)], registered_model_name=registered_name,
     )
+    mlflow.log_artifact(str(checkpoint_path), artifact_path=CHECKPOINT_DIR)
+    mlflow.set_tag(CHECKPOINT_SHA256_TAG, sha256_file(checkpoint_path))
     return info.model_uri
 
 
@@ -209,14 +221,44 @@ def registered_tags(model_uri: str) -> dict:
     return dict(version.tags)
 
 
-def load_logged_model(model_uri: str, device):
-    """A Colorizer logged to MLflow (any `models:/` or `runs:/` URI), on `device`."""
+def checkpoint_of(model_uri: str, dst: Path) -> tuple[Path, str]:
+    """Download the run's copy of the checkpoint of a logged model into folder `dst`; returns its
+    path and the sha256 the run recorded for it (model_choice checks and loads it)."""
     mlflow = _mlflow()
+    run_id = source_run(model_uri)
     try:
-        return mlflow.pytorch.load_model(model_uri, map_location=device).to(device).eval()
+        expected = mlflow.get_run(run_id).data.tags.get(CHECKPOINT_SHA256_TAG)
     except Exception as err:
-        raise UserError(f"{model_uri}: cannot load it from MLflow at {tracking_uri()} "
-                        f"({first_line(err)})") from None
+        raise UserError(f"{model_uri}: its run {run_id} is not in MLflow at {tracking_uri()} ({first_line(err)})") from None
+    if not expected:
+        raise UserError(f"{model_uri}: run {run_id} holds no chromalab checkpoint (logged by an older chromalab); "
+                        "log it again with `chromalab relog`, or give the checkpoint's path")
+    # A 3.6 MB file needs no progress bar, and the CLI's stderr is for one-line errors.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}",
+                                                    dst_path=str(dst))
+    except Exception as err:
+        raise UserError(f"{model_uri}: cannot download its checkpoint from {tracking_uri()} ({first_line(err)})") from None
+    return Path(local), expected
+
+
+def source_run(model_uri: str) -> str:
+    """The id of the run that logged the model a `runs:/ID/…`, `models:/NAME@ALIAS`,
+    `models:/NAME/VERSION` or `models:/m-…` (a logged model's id) URI names."""
+    mlflow = _mlflow()
+    ref = model_uri.removeprefix("models:/")
+    try:
+        if model_uri.startswith("runs:/"):
+            return model_uri.removeprefix("runs:/").split("/", 1)[0]
+        client = mlflow.MlflowClient()
+        if "@" in ref:
+            return client.get_model_version_by_alias(*ref.split("@", 1)).run_id
+        if "/" in ref:
+            return client.get_model_version(*ref.split("/", 1)).run_id
+        return mlflow.get_logged_model(ref).source_run_id
+    except Exception as err:  # MlflowException for an unknown name, alias, version or model
+        raise UserError(f"{model_uri}: not in MLflow at {tracking_uri()} ({first_line(err)})") from None
 
 
 def experiment_ids(run_ids: list[str]) -> dict[str, str]:

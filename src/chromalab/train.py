@@ -375,7 +375,7 @@ def _finish(name: str, out_dir: Path, state: TrainingState, track: tracking.RunT
     best_colorizer, _ = checkpoint.load(out_dir / "best.pt")
     if "temperature" in best["representation_args"] and best.get("temperature_sweep"):
         track(tracking.log_metrics, {"temperature": best["representation_args"]["temperature"]})
-    model_uri = track(tracking.log_colorizer, best_colorizer)
+    model_uri = track(tracking.log_colorizer, best_colorizer, out_dir / "best.pt")
     track(tracking.log_metrics, {"best_epoch": best["epoch"], "train_seconds": seconds})
     track(tracking.end_run)
     tracking.write_run_file(out_dir / "run.json", state.run_id if not track.failure else None,
