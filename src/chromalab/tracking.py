@@ -202,6 +202,13 @@ def register_champion(model_uri: str, name: str, tags: dict) -> int:
     return int(version)
 
 
+def _registry_version(client, ref: str):
+    """The registry's ModelVersion for `NAME@ALIAS` or `NAME/VERSION` (a models:/ URI's rest)."""
+    if "@" in ref:
+        return client.get_model_version_by_alias(*ref.split("@", 1))
+    return client.get_model_version(*ref.split("/", 1))
+
+
 def registered_tags(model_uri: str) -> dict:
     """The tags of the registry version a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI names
     ({} for other URIs, e.g. a logged model's `models:/m-…`); a URI the registry lacks is a UserError."""
@@ -211,10 +218,7 @@ def registered_tags(model_uri: str) -> dict:
     mlflow = _mlflow()
     client = mlflow.MlflowClient()
     try:
-        if "@" in ref:
-            version = client.get_model_version_by_alias(*ref.split("@", 1))
-        else:
-            version = client.get_model_version(*ref.split("/", 1))
+        version = _registry_version(client, ref)
     except Exception as err:  # MlflowException for an unknown name, alias or version
         raise UserError(f"{model_uri}: not in the MLflow registry at {tracking_uri()} "
                         f"({first_line(err)})") from None
@@ -251,11 +255,8 @@ def source_run(model_uri: str) -> str:
     try:
         if model_uri.startswith("runs:/"):
             return model_uri.removeprefix("runs:/").split("/", 1)[0]
-        client = mlflow.MlflowClient()
-        if "@" in ref:
-            return client.get_model_version_by_alias(*ref.split("@", 1)).run_id
-        if "/" in ref:
-            return client.get_model_version(*ref.split("/", 1)).run_id
+        if "@" in ref or "/" in ref:
+            return _registry_version(mlflow.MlflowClient(), ref).run_id
         return mlflow.get_logged_model(ref).source_run_id
     except Exception as err:  # MlflowException for an unknown name, alias, version or model
         raise UserError(f"{model_uri}: not in MLflow at {tracking_uri()} ({first_line(err)})") from None
