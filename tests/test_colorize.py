@@ -187,3 +187,80 @@ def test_colorize_works_at_the_model_working_size_unless_told(repo):
     runner, info = load("tiny", None, "cpu", root=repo)
     assert runner.size == info["image_size"] == 32  # trained at 32 px without eval_size: its working size
     assert load("tiny", 64, "cpu", root=repo)[0].size == 64
+
+
+# --- --confidence and --no-shrink --------------------------------------------------------------------
+
+
+def _bins_model(repo, name, **shrink):
+    """A small untrained bins model (a 10-unit ab grid of bins) as data/models/NAME/best.pt."""
+    import torch
+
+    from chromalab import checkpoint
+    from chromalab.colorizer import Colorizer
+
+    centers = [[float(a), float(b)] for a in range(-60, 70, 10) for b in range(-60, 70, 10) if np.hypot(a, b) <= 60]
+    args = {"centers": centers, "weights": [1.0] * len(centers), "temperature": 1.0, **shrink}
+    torch.manual_seed(0)
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4}, args)
+    with torch.no_grad():  # livelier logits than an untrained network's: some colour, some certainty
+        colorizer.network.layers[-1].weight.mul_(10.0)
+        colorizer.network.layers[-1].bias.copy_(torch.randn(len(centers)) * 2)
+    config = {"model": name, "network": "kmeans_cnn", "representation": "bins", "network_args": {"channels": 4},
+              "representation_args": args, "image_size": 32}
+    (repo / "data" / "models" / name).mkdir(parents=True)
+    checkpoint.save(repo / "data" / "models" / name / "best.pt", colorizer, config)
+
+
+def test_confidence_writes_a_greyscale_map_of_the_photo_size_beside_each_output(repo, capsys):
+    _bins_model(repo, "bins")
+    src = _photo(repo / "odd.png", "RGB", (77, 51))
+    grey = _photo(repo / "old.jpg", "L", (40, 64))
+    code = cli.main(["colorize", str(src), str(grey), "-o", str(repo / "out"), "--model", "bins", "--confidence",
+                     "--suffix", "_c"])
+    assert code == 0
+    assert sorted(p.name for p in (repo / "out").iterdir()) == ["odd_c.confidence.png", "odd_c.png",
+                                                                "old_c.confidence.png", "old_c.png"]
+    for stem, size in (("odd_c", (77, 51)), ("old_c", (40, 64))):
+        conf = Image.open(repo / "out" / f"{stem}.confidence.png")
+        assert conf.size == size and conf.mode == "L"
+        assert Image.open(repo / "out" / f"{stem}.png").size == size
+    assert np.asarray(conf).std() > 0  # a map, not a constant
+    assert "colorized 2 of 2 photo(s) into" in capsys.readouterr().out
+
+
+def test_confidence_adds_a_missing_map_without_touching_an_existing_output(repo, capsys):
+    _bins_model(repo, "bins")
+    src = _photo(repo / "a.jpg", "RGB", (40, 30))
+    out = repo / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"kept")
+    assert cli.main(["colorize", str(src), "-o", str(out), "--model", "bins", "--confidence"]) == 0
+    assert (out / "a.png").read_bytes() == b"kept" and Image.open(out / "a.confidence.png").size == (40, 30)
+    assert "colorized 0 of 1 photo(s) into" in capsys.readouterr().out
+    assert cli.main(["colorize", str(src), "-o", str(out), "--model", "bins", "--confidence"]) == 0
+    assert "1 skipped: output exists" in capsys.readouterr().out  # both files there now
+
+
+def test_confidence_with_a_model_that_has_none_is_one_line_exit_2_and_writes_nothing(repo, capsys):
+    src = _photo(repo / "a.jpg", "RGB", (40, 30))
+    assert cli.main(["colorize", str(src), "-o", str(repo / "out"), "--model", "tiny", "--confidence"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --confidence: tiny (unet -> ab) gives no per-pixel confidence; only models that "
+                   "predict a distribution (bins, palette) do\n")
+    assert not (repo / "out").exists()
+
+
+def test_no_shrink_paints_the_model_without_its_shrink(repo, capsys):
+    _bins_model(repo, "plain")
+    _bins_model(repo, "shrunk", shrink_gamma=2.0, shrink_threshold=1.0)  # the same weights
+    src = _photo(repo / "a.jpg", "RGB", (48, 40))
+    for name, extra in (("plain", []), ("shrunk", []), ("shrunk_off", ["--no-shrink"])):
+        model = name.split("_")[0]
+        assert cli.main(["colorize", str(src), "-o", str(repo / name), "--model", model, *extra]) == 0
+    err = capsys.readouterr().err
+    assert err.count("low-confidence shrink γ=2 below entropy confidence 1") == 1  # said only while it is on
+    images = {name: np.asarray(Image.open(repo / name / "a.png")) for name in ("plain", "shrunk", "shrunk_off")}
+    chroma = {name: np.hypot(*color.rgb_to_lab(rgb)[..., 1:].transpose(2, 0, 1)).mean() for name, rgb in images.items()}
+    assert chroma["shrunk"] < chroma["plain"]
+    assert (images["shrunk_off"] == images["plain"]).all()

@@ -53,6 +53,7 @@ def _say(args, message: str) -> None:
 
 def _colorize(args) -> int:
     from chromalab import colorize, model_choice
+    from chromalab.colorizer import describe_shrink, disable_shrink
     from chromalab.images import IMAGE_EXTENSIONS
 
     log = logging.getLogger("chromalab.cli")
@@ -64,18 +65,25 @@ def _colorize(args) -> int:
     if args.size is not None and args.size < 8:
         raise UserError(f"--size {args.size}: must be at least 8 px")
     runner, info = model_choice.load(args.model, args.size, args.device)
-    log.info("model %s (%s -> %s) from %s, working size %d px on %s", info["model"], info["network"],
-             info["representation"], info["source"], runner.size, runner.device)
+    if args.confidence and not getattr(runner.colorizer, "has_confidence", False):
+        raise UserError(f"--confidence: {info['model']} ({info['network']} -> {info['representation']}) gives no "
+                        "per-pixel confidence; only models that predict a distribution (bins, palette) do")
+    if args.no_shrink:
+        disable_shrink(runner.colorizer)
+    shrink = describe_shrink(runner.colorizer)
+    log.info("model %s (%s -> %s) from %s, working size %d px on %s%s", info["model"], info["network"],
+             info["representation"], info["source"], runner.size, runner.device, f", {shrink}" if shrink else "")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"--out {args.out}: cannot create it ({err.strerror})") from None
     outcome = colorize.colorize_files(runner, files, args.out, suffix=args.suffix, overwrite=args.overwrite,
-                                      compare=args.compare, progress=not args.quiet)
+                                      compare=args.compare, progress=not args.quiet, confidence=args.confidence)
     for path, reason in outcome.failed:
         print(f"error: {reason}" if str(path) in reason else f"error: {path}: {reason}", file=sys.stderr)
     failed = len(outcome.failed) + len(unmatched)
-    parts = [f"colorized {len(outcome.written)} of {len(files)} photo(s) into {args.out}"]
+    parts = [f"colorized {len(outcome.written)} of {len(files)} photo(s) into {args.out}"
+             + (f", {len(outcome.maps)} confidence map(s) beside them" if args.confidence else "")]
     if outcome.skipped:
         parts.append(f"{len(outcome.skipped)} skipped: output exists (--overwrite to redo)")
     if failed:
@@ -286,6 +294,13 @@ def _colorize_parser(sub) -> None:
                    help="replace existing outputs (default: skip inputs whose output exists)")
     c.add_argument("--compare", action="store_true",
                    help="write the input and its colorization side by side in each output")
+    c.add_argument("--confidence", action="store_true",
+                   help="also write OUT/<stem><suffix>.confidence.png beside each output: the model's per-pixel "
+                        "confidence at the photo's size, 8-bit greyscale, bright = sure (bins and palette models "
+                        "only; any other model is a usage error, exit code 2, nothing written)")
+    c.add_argument("--no-shrink", action="store_true",
+                   help="paint the model's colours without its low-confidence shrink towards neutral "
+                        "(representation_args.shrink_gamma), for this run")
 
 
 def _other_parsers(sub) -> None:

@@ -4,7 +4,9 @@ The model predicts ab at its working size (the shorter side resized to `size`); 
 outside the sRGB gamut at its lightness its chroma is reduced (`color.clamp_to_gamut`: hue and
 lightness kept); ab is upsampled bilinearly to the photo's size and recombined with the photo's own
 full-resolution L, so edges and detail stay as sharp as the input (richzhang/colorization's
-recipe). Which model to use is model_choice.py's business.
+recipe). Which model to use is model_choice.py's business. A model that predicts a distribution
+(bins, palette) also gives a confidence map (`colorize --confidence`), upsampled from the working
+size to the photo's as the ab is, written as an 8-bit greyscale PNG beside the colorized photo.
 
 Only the network's part depends on the model; the full-resolution work around it (L from RGB,
 ab upsampled and joined to L, Lab to uint8 RGB) is float32 numpy in strips of rows
@@ -156,6 +158,30 @@ class FullResolution:
         """ab at the working size, inside the sRGB gamut for that lightness."""
         return color.clamp_to_gamut(L_small, self.colorizer(L_small).float())
 
+    @torch.no_grad()
+    def predict_with_confidence(self, L_small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """predict's ab and the model's confidence (1, 1, h, w) in [0, 1], both at the working size,
+        the network run once (a UserError for a model without a confidence)."""
+        if not getattr(self.colorizer, "has_confidence", False):
+            raise UserError("this model gives no per-pixel confidence (only bins and palette models do)")
+        ab, conf = self.colorizer.forward_with_confidence(L_small)
+        return color.clamp_to_gamut(L_small, ab.float()), conf.float()
+
+    @staticmethod
+    def confidence_image(conf: torch.Tensor, height: int, width: int) -> np.ndarray:
+        """A confidence (1, 1, h, w) in [0, 1] upsampled bilinearly to (height, width), as the ab
+        is (align_corners=False) -> uint8 greyscale (H, W), 255 = sure."""
+        conf = conf.float().cpu()
+        if conf.shape[-2:] != (height, width):
+            conf = torch.nn.functional.interpolate(conf, size=(height, width), mode="bilinear", align_corners=False)
+        return (conf[0, 0].clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()
+
+    def with_confidence(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As __call__, plus the confidence map at the photo's size (uint8 (H, W), 255 = sure)."""
+        prepared = self.preprocess(rgb)
+        ab, conf = self.predict_with_confidence(prepared.L_small)
+        return self.postprocess(prepared, ab), self.confidence_image(conf, *rgb.shape[:2])
+
     def postprocess(self, prepared: Prepared, ab: torch.Tensor) -> np.ndarray:
         """ab (1, 2, h, w) upsampled bilinearly to the photo's size (as torch's interpolate,
         align_corners=False), joined with its own full-resolution L -> uint8 RGB (H, W, 3)."""
@@ -240,10 +266,16 @@ class Outcome:
     written: list[Path] = dataclasses.field(default_factory=list)
     skipped: list[Path] = dataclasses.field(default_factory=list)  # output exists and --overwrite not given
     failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    maps: list[Path] = dataclasses.field(default_factory=list)  # confidence maps written (--confidence)
 
 
 def output_path(path: Path, out_dir: Path, suffix: str = "") -> Path:
     return out_dir / f"{path.stem}{suffix}.png"
+
+
+def confidence_path(output: Path) -> Path:
+    """Where an output's confidence map goes: beside it, NAME.confidence.png."""
+    return output.with_name(f"{output.stem}.confidence.png")
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
@@ -283,10 +315,12 @@ def _torch_threads(n: int):
 
 def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, suffix: str = "",
                    overwrite: bool = False, compare: bool = False, progress: bool = True,
-                   prefetch: int = 2) -> Outcome:
+                   prefetch: int = 2, confidence: bool = False) -> Outcome:
     """Colorize each file into out_dir/<stem><suffix>.png (with --compare, the input and the output
     side by side); existing outputs are kept unless `overwrite`. A file that fails is recorded and
-    the others are still done.
+    the others are still done. With `confidence`, the model's confidence map goes beside each
+    output (confidence_path), at the photo's size; a photo is skipped when every file it would
+    write exists, and only its missing files are written otherwise (all of them with `overwrite`).
 
     `prefetch` photos are decoded ahead, and the outputs encoded, in as many threads beside the
     colorizing (PIL and zlib release the GIL), so a folder costs about its compute time; at most
@@ -303,22 +337,25 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
     outcome, claimed, jobs = Outcome(), {}, []
     for path in files:
         target = output_path(path, out_dir, suffix)
-        if target in claimed:
-            outcome.failed.append((path, f"its output {target} is already taken by {claimed[target]}"))
-        elif target.exists() and not overwrite:
-            claimed[target] = path
+        wanted = [target, confidence_path(target)] if confidence else [target]
+        taken = next((t for t in wanted if t in claimed), None)
+        if taken is not None:
+            outcome.failed.append((path, f"its output {taken} is already taken by {claimed[taken]}"))
+            continue
+        claimed.update((t, path) for t in wanted)
+        todo = [t for t in wanted if overwrite or not t.exists()]
+        if not todo:
             outcome.skipped.append(path)
         else:
-            claimed[target] = path
-            jobs.append((path, target))
+            jobs.append((path, target, todo))
 
     def write(target: Path, image: np.ndarray) -> Path:
         save_png(target, image, OUTPUT_PNG_LEVEL)
         return target
 
-    def finish(path: Path, target: Path, future: Future) -> None:
+    def finish(path: Path, target: Path, future: Future, written: list) -> None:
         try:
-            outcome.written.append(future.result())
+            written.append(future.result())
         except OSError as err:  # e.g. no space or no permission in the output folder
             outcome.failed.append((path, f"cannot write {target}: {err.strerror or err}"))
 
@@ -335,13 +372,17 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
             ahead(i)
         # disable=None: tqdm shows the bar only on a terminal, so logs and pipes stay clean.
         bar = tqdm(jobs, desc="colorize", unit="photo", disable=None if progress else True)
-        for i, (path, target) in enumerate(bar):
+        for i, (path, target, todo) in enumerate(bar):
             ahead(i + prefetch)
             try:
                 rgb = decoded.pop(i).result()  # popped: the photo goes once it is colorized
-                result = colorize(rgb)
-                image = side_by_side(rgb, result) if compare else result
-                pending.append((path, target, pool.submit(write, target, image)))
+                result, conf = colorize.with_confidence(rgb) if confidence else (colorize(rgb), None)
+                if target in todo:
+                    image = side_by_side(rgb, result) if compare else result
+                    pending.append((path, target, pool.submit(write, target, image), outcome.written))
+                if conf is not None and confidence_path(target) in todo:
+                    where = confidence_path(target)
+                    pending.append((path, where, pool.submit(write, where, conf), outcome.maps))
             except UserError as err:
                 outcome.failed.append((path, str(err)))
             while len(pending) > prefetch:

@@ -14,6 +14,10 @@ What a network may offer beyond forward(x) -> outputs (see models/registry.py):
   The loss then compares them with the truth at that size (area-averaged) and the decoded ab is
   upsampled bilinearly to the input: colour is smooth, the detail comes from the input's own L;
 - `parameter_groups()` -> [(parameters, learning-rate scale)]: parts that learn more slowly.
+
+A representation that predicts a distribution (bins, palette) also gives a per-pixel confidence
+(`confidence`, `forward_with_confidence`), taken at the outputs' resolution and upsampled as the
+ab is; its shrink rule (confidence.py), when on, is inside its decoding and so inside `decode`.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ class Colorizer(nn.Module):
     def num_classes(self) -> int:
         return getattr(self.network, "num_classes", 0)
 
+    @property
+    def has_confidence(self) -> bool:
+        """Whether the model says how sure it is of each pixel (a distribution: bins, palette)."""
+        return self.representation.has_confidence
+
     def outputs(self, L: torch.Tensor, **extra) -> torch.Tensor:
         """Raw network outputs for L (B, 1, H, W) in Lab units; H and W must fit size_multiple."""
         return self.network(color.normalize_l(L), **extra)
@@ -83,8 +92,20 @@ class Colorizer(nn.Module):
             ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
         return ab
 
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
-        """ab (B, 2, H, W) in Lab units for L (B, 1, H, W) in Lab units, at any H and W."""
+    def confidence(self, out: torch.Tensor, L: torch.Tensor, measure: str | None = None) -> torch.Tensor:
+        """Outputs -> the per-pixel confidence (B, 1, H, W) in [0, 1] at L's resolution (computed at
+        the outputs' resolution, upsampled bilinearly as decode upsamples the ab). A UserError for
+        a representation without one (ab, rgb)."""
+        conf = self.representation.confidence(out, measure)
+        if conf is None:
+            raise UserError(f"the {self.representation.name} representation gives no per-pixel confidence "
+                            "(only a distribution does: bins, palette)")
+        if conf.shape[-2:] != L.shape[-2:]:
+            conf = F.interpolate(conf, size=L.shape[-2:], mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+        return conf
+
+    def _pad(self, L: torch.Tensor) -> torch.Tensor:
+        """L padded at the bottom and right to the network's size multiple."""
         h, w = L.shape[-2:]
         m = self.size_multiple
         pad_h, pad_w = (-h) % m, (-w) % m
@@ -92,7 +113,20 @@ class Colorizer(nn.Module):
             # Reflection keeps image statistics at the border; replicate covers pads wider than the image.
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             L = nn.functional.pad(L, (0, pad_w, 0, pad_h), mode=mode)
+        return L
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        """ab (B, 2, H, W) in Lab units for L (B, 1, H, W) in Lab units, at any H and W."""
+        h, w = L.shape[-2:]
+        L = self._pad(L)
         return self.decode(self.outputs(L), L)[..., :h, :w]
+
+    def forward_with_confidence(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ab (B, 2, H, W), confidence (B, 1, H, W)) for L, the network run once; as forward."""
+        h, w = L.shape[-2:]
+        L = self._pad(L)
+        out = self.outputs(L)
+        return self.decode(out, L)[..., :h, :w], self.confidence(out, L)[..., :h, :w]
 
 
 def batch_loss(colorizer: "Colorizer", batch: dict, class_loss_weight: float, extra: dict, outputs=None):
@@ -128,9 +162,30 @@ class GreyBaseline(nn.Module):
     name = GREY
     size_multiple = 1
     runs_network = False
+    has_confidence = False
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         return L.new_zeros((L.shape[0], 2, *L.shape[2:]))
+
+
+def disable_shrink(model: nn.Module) -> bool:
+    """Turn the representation's low-confidence shrink off for this model object (`colorize
+    --no-shrink`); whether it was on."""
+    rep = getattr(model, "representation", None)
+    was_on = getattr(rep, "shrink_gamma", 0.0) > 0
+    if was_on:
+        rep.shrink_gamma = 0.0
+    return was_on
+
+
+def describe_shrink(model: nn.Module) -> str | None:
+    """The shrink rule in one phrase when it is on ("low-confidence shrink γ=1 below entropy
+    confidence 0.5"), else None."""
+    rep = getattr(model, "representation", None)
+    if not getattr(rep, "shrink_gamma", 0.0) > 0:
+        return None
+    return (f"low-confidence shrink γ={rep.shrink_gamma:g} below {rep.confidence_measure} confidence "
+            f"{rep.shrink_threshold:g}")
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,0 +1,297 @@
+"""Per-pixel confidence of the distribution representations (bins, palette), the low-confidence
+shrink in their decoding, the AUROC, and scoring the shrink's parameters on val outputs.
+
+Synthetic bin centres (a 10-unit ab grid, as the palette stage's default gamut) and hand-made
+logits: each property is checked on distributions whose answer is known."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from chromalab import checkpoint, confidence
+from chromalab.colorizer import Colorizer, GreyBaseline, describe_shrink, disable_shrink
+from chromalab.errors import UserError
+from chromalab.representations import create_representation
+from chromalab.shrink_choice import choose_shrink, confidence_auroc, score_shrink, shrink_args
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def grid_centers(step=10.0, radius=60.0):
+    axis = np.arange(-radius, radius + step, step)
+    ab = np.array([(a, b) for a in axis for b in axis if np.hypot(a, b) <= radius], np.float32)
+    return ab.tolist()
+
+
+CENTERS = grid_centers()
+Q = len(CENTERS)
+
+
+def bins(**knobs):
+    return create_representation("bins", centers=CENTERS, weights=[1.0] * Q, **knobs)
+
+
+def palette(**knobs):
+    centers = [[-40.0, 20.0], [0.0, 0.0], [30.0, 30.0], [10.0, -50.0]]
+    return create_representation("palette", centers=centers, centers_ab=centers, **knobs)
+
+
+def peaked_and_flat(rep, h=3, w=4):
+    """Logits (2, Q, h, w): image 0 sure of one vivid bin, image 1 flat over every bin."""
+    colours = rep._colours()
+    vivid = int(colours.norm(dim=1).argmax())
+    out = torch.zeros(2, len(colours), h, w)
+    out[0, vivid] = 12.0
+    return out
+
+
+def mixed_logits(rep, seed=0, h=6, w=5):
+    """Random distributions from nearly one-hot to nearly flat, pixel by pixel."""
+    g = torch.Generator().manual_seed(seed)
+    sharpness = torch.linspace(0.0, 8.0, h * w).view(1, 1, h, w)
+    return torch.randn(2, len(rep._colours()), h, w, generator=g) * sharpness
+
+
+# --- the measures ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [bins, palette], ids=["bins", "palette"])
+@pytest.mark.parametrize("measure", confidence.MEASURES)
+def test_confidence_is_in_range_and_a_peaked_distribution_is_surer_than_a_flat_one(make, measure):
+    rep = make()
+    assert rep.has_confidence
+    conf = rep.confidence(peaked_and_flat(rep), measure)
+    assert conf.shape == (2, 1, 3, 4) and conf.min() >= 0 and conf.max() <= 1
+    assert conf[0].min() > 0.99  # all mass on the colour painted
+    assert (conf[0] > conf[1]).all()
+    mixed = rep.confidence(mixed_logits(rep), measure)
+    assert mixed.min() >= 0 and mixed.max() <= 1 and torch.isfinite(mixed).all()
+
+
+def test_the_measures_have_their_closed_forms():
+    rep = bins(temperature=1.0)
+    flat = torch.zeros(1, Q, 1, 1)
+    assert rep.confidence(flat, "entropy").item() == pytest.approx(0.0, abs=1e-6)
+    # Two equally likely bins 20 apart: entropy log 2, the mean halfway, each 10 away from it.
+    centers = torch.tensor(CENTERS)
+    i, j = (int(((centers - torch.tensor(p)).norm(dim=1)).argmin()) for p in ([-10.0, 0.0], [10.0, 0.0]))
+    two = torch.full((1, Q, 1, 1), -1e4)
+    two[0, [i, j]] = 0.0
+    assert rep.confidence(two, "entropy").item() == pytest.approx(1 - np.log(2) / np.log(Q), abs=1e-5)
+    assert rep.confidence(two, "radius").item() == pytest.approx(1.0, abs=1e-5)  # both within 10 of the mean
+    assert bins(temperature=1.0, confidence_radius=9.0).confidence(two, "radius").item() < 1e-3
+    assert rep.confidence(two, "spread").item() == pytest.approx(10 / (10 + 10), abs=1e-4)
+
+
+def test_the_knob_picks_the_default_measure_and_bad_knobs_are_user_errors():
+    out = mixed_logits(bins())
+    assert torch.equal(bins(confidence_measure="spread").confidence(out), bins().confidence(out, "spread"))
+    assert torch.equal(bins().confidence(out), bins().confidence(out, "entropy"))
+    for knobs in [{"shrink_gamma": -1}, {"shrink_gamma": True}, {"shrink_threshold": 0}, {"shrink_threshold": 1.5},
+                  {"confidence_measure": "variance"}, {"confidence_radius": 0}]:
+        with pytest.raises(UserError, match="representation_args"):
+            bins(**knobs)
+
+
+@pytest.mark.parametrize("name, args", [("ab", {}), ("rgb", {})])
+def test_regression_representations_have_no_confidence(name, args):
+    rep = create_representation(name, **args)
+    assert not rep.has_confidence and rep.confidence(torch.zeros(1, rep.channels, 2, 2)) is None
+    with pytest.raises(UserError, match="shrink_gamma"):  # not a knob of theirs
+        create_representation(name, shrink_gamma=1.0)
+    colorizer = Colorizer("kmeans_cnn", name, {"channels": 4})
+    assert not colorizer.has_confidence and not GreyBaseline().has_confidence
+    with pytest.raises(UserError, match=f"the {name} representation gives no per-pixel confidence"):
+        colorizer.confidence(torch.zeros(1, rep.channels, 2, 2), torch.zeros(1, 1, 2, 2))
+
+
+# --- the shrink -----------------------------------------------------------------------------------
+
+
+def test_shrink_factor_is_monotone_and_off_at_gamma_zero():
+    c = torch.linspace(0, 1, 101)
+    assert torch.equal(confidence.shrink_factor(c, 0.0, 0.5), torch.ones_like(c))
+    for gamma, threshold in itertools.product([0.5, 1.0, 3.0], [0.3, 1.0]):
+        g = confidence.shrink_factor(c, gamma, threshold)
+        assert g[0] == 0 and (g.diff() >= 0).all() and (g[c >= threshold] == 1).all() and (g[c < threshold] < 1).all()
+    assert torch.allclose(confidence.shrink_factor(c, 2.0, 1.0), c**2)
+
+
+@pytest.mark.parametrize("make", [bins, palette], ids=["bins", "palette"])
+def test_shrink_off_decodes_exactly_as_before(make):
+    out = mixed_logits(make())
+    plain = make()._paint(out)  # the decoding as it was before the shrink existed
+    assert torch.equal(make().decode(out, None), plain)
+    assert torch.equal(make(shrink_gamma=0, shrink_threshold=0.2, confidence_measure="radius").decode(out, None), plain)
+
+
+@pytest.mark.parametrize("make", [bins, palette], ids=["bins", "palette"])
+def test_shrink_reduces_chroma_only_where_confidence_is_low_and_keeps_the_hue(make):
+    out = mixed_logits(make(), h=8, w=8)
+    threshold = float(make().confidence(out).median())
+    plain, shrunk = make().decode(out, None), make(shrink_gamma=2.0, shrink_threshold=threshold).decode(out, None)
+    conf = make().confidence(out)[:, 0]
+    sure = conf >= threshold
+    chroma_plain, chroma_shrunk = plain.norm(dim=1), shrunk.norm(dim=1)
+    assert sure.any() and (~sure).any()
+    assert torch.equal(shrunk.permute(0, 2, 3, 1)[sure], plain.permute(0, 2, 3, 1)[sure])
+    coloured = ~sure & (chroma_plain > 1)
+    assert coloured.any() and (chroma_shrunk[coloured] < chroma_plain[coloured]).all()
+    ratio = chroma_shrunk[coloured] / chroma_plain[coloured]
+    assert torch.allclose(ratio, (conf[coloured] / threshold) ** 2, atol=1e-4)
+    # ab only scaled: the hue angle stays wherever some colour is left
+    kept = coloured & (chroma_shrunk > 1e-3)
+    cross = plain[:, 0] * shrunk[:, 1] - plain[:, 1] * shrunk[:, 0]
+    assert (cross[kept].abs() < 1e-3 * chroma_plain[kept] * chroma_shrunk[kept]).all()
+
+
+def test_colorizer_takes_confidence_and_shrink_at_the_output_resolution_and_upsamples_them():
+    torch.manual_seed(0)
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4},
+                          {"centers": CENTERS, "weights": [1.0] * Q, "shrink_gamma": 1.0, "shrink_threshold": 0.5})
+    out = mixed_logits(colorizer.representation, h=4, w=6)  # at 1/4 of L, as a stride-4 network's
+    L = torch.full((2, 1, 16, 24), 50.0)
+    rep = colorizer.representation
+    conf = colorizer.confidence(out, L)
+    expected = torch.nn.functional.interpolate(rep.confidence(out), size=(16, 24), mode="bilinear", align_corners=False)
+    assert conf.shape == (2, 1, 16, 24) and torch.allclose(conf, expected)
+    small = rep._paint(out) * confidence.shrink_factor(rep.confidence(out), 1.0, 0.5)  # shrunk before upsampling
+    assert torch.allclose(colorizer.decode(out, L),
+                          torch.nn.functional.interpolate(small, size=(16, 24), mode="bilinear", align_corners=False))
+    # forward_with_confidence: the forward's ab, and a confidence of L's size (odd: padded, cropped)
+    L_odd = torch.linspace(10, 90, 13 * 17).view(1, 1, 13, 17)
+    with torch.no_grad():
+        ab, conf = colorizer.eval().forward_with_confidence(L_odd)
+        assert torch.equal(ab, colorizer(L_odd))
+    assert conf.shape == (1, 1, 13, 17) and conf.min() >= 0 and conf.max() <= 1
+
+
+def test_the_shrink_knobs_travel_in_the_checkpoint_and_old_checkpoints_have_it_off(tmp_path):
+    args = {"centers": CENTERS, "weights": [1.0] * Q}
+    config = {"network": "kmeans_cnn", "representation": "bins", "network_args": {"channels": 4}}
+    torch.manual_seed(0)
+    on = Colorizer("kmeans_cnn", "bins", {"channels": 4},
+                   {**args, "shrink_gamma": 1.5, "shrink_threshold": 0.4, "confidence_measure": "spread"})
+    checkpoint.save(tmp_path / "on.pt", on, {**config, "representation_args": {
+        **args, "shrink_gamma": 1.5, "shrink_threshold": 0.4, "confidence_measure": "spread"}})
+    checkpoint.save(tmp_path / "old.pt", on, {**config, "representation_args": args})  # before the knobs
+    loaded_on, _ = checkpoint.load(tmp_path / "on.pt")
+    loaded_old, _ = checkpoint.load(tmp_path / "old.pt")
+    rep = loaded_on.representation
+    assert (rep.shrink_gamma, rep.shrink_threshold, rep.confidence_measure) == (1.5, 0.4, "spread")
+    assert loaded_old.representation.shrink_gamma == 0 and describe_shrink(loaded_old) is None
+    assert describe_shrink(loaded_on) == "low-confidence shrink γ=1.5 below spread confidence 0.4"
+    L = torch.linspace(5, 95, 16 * 16).view(1, 1, 16, 16)
+    with torch.no_grad():
+        shrunk, plain = loaded_on(L), loaded_old(L)
+        assert shrunk.norm(dim=1).sum() < plain.norm(dim=1).sum()
+        assert disable_shrink(loaded_on) and not disable_shrink(loaded_old)
+        assert torch.equal(loaded_on(L), plain)
+
+
+# --- AUROC ----------------------------------------------------------------------------------------
+
+
+def brute_force_auroc(conf, error, wrong_above=10.0):
+    """Every (wrong, right) pair: 1 when the wrong pixel is less confident, 1/2 for a tie."""
+    conf, error = np.ravel(conf), np.ravel(error)
+    wrong, right = conf[error > wrong_above], conf[error <= wrong_above]
+    pairs = (wrong[:, None] < right[None, :]) + 0.5 * (wrong[:, None] == right[None, :])
+    return pairs.mean()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auroc_matches_a_brute_force_pairwise_count_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    conf = rng.integers(0, 12, n) / 11.0  # few distinct values: many ties
+    error = rng.uniform(0, 30, n) * (1.5 - conf)  # less sure, more often wrong
+    assert confidence.auroc(conf, error) == pytest.approx(brute_force_auroc(conf, error), abs=1e-12)
+    conf = rng.uniform(0, 1, (10, 12))
+    error = rng.uniform(0, 20, (10, 12))
+    assert confidence.auroc(conf, error) == pytest.approx(brute_force_auroc(conf, error), abs=1e-12)
+
+
+def test_auroc_extremes():
+    conf = np.array([0.1, 0.2, 0.8, 0.9])
+    assert confidence.auroc(conf, [20, 15, 1, 2]) == 1.0  # the wrong ones are the least sure
+    assert confidence.auroc(conf, [1, 2, 20, 15]) == 0.0
+    assert confidence.auroc(np.full(4, 0.5), [1, 2, 20, 15]) == 0.5  # all tied: chance
+    assert np.isnan(confidence.auroc(conf, [1, 2, 3, 4]))  # nothing wrong: undefined
+    with pytest.raises(ValueError, match="differ in size"):
+        confidence.auroc(conf, [1, 2, 3])
+
+
+# --- choosing the shrink on val ----------------------------------------------------------------
+
+
+def val_batches(colorizer, n=2):
+    """(L, truth, outputs): truth near grey where the model is unsure, vivid where it is sure."""
+    batches = []
+    for seed in range(n):
+        out = mixed_logits(colorizer.representation, seed=seed, h=8, w=8)
+        conf = colorizer.representation.confidence(out)
+        painted = colorizer.representation._paint(out)
+        truth = painted * (conf > conf.median()).float()  # unsure pixels are really grey
+        batches.append((torch.full((2, 1, 8, 8), 60.0), truth, out))
+    return batches
+
+
+def test_score_shrink_scores_every_grid_point_and_restores_the_knobs():
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4}, {"centers": CENTERS, "weights": [1.0] * Q})
+    batches = val_batches(colorizer)
+    rows = score_shrink(colorizer, batches, gammas=[0.0, 1.0, 4.0], thresholds=[0.5, 1.0],
+                        measures=["entropy", "radius"])
+    assert len(rows) == 1 + 2 * 2 * 2 and rows[0]["gamma"] == 0.0  # the reference, then the grid
+    assert {(r["measure"], r["gamma"], r["threshold"]) for r in rows[1:]} == set(
+        itertools.product(["entropy", "radius"], [1.0, 4.0], [0.5, 1.0]))
+    assert all(r["images"] == 4 and np.isfinite(r["psnr"]) for r in rows)
+    by = {(r["measure"], r["gamma"], r["threshold"]): r for r in rows}
+    # More shrink, less colour; here the unsure pixels are grey in truth, so it also scores better.
+    assert by["entropy", 4.0, 1.0]["mean_chroma"] < by["entropy", 1.0, 1.0]["mean_chroma"] < rows[0]["mean_chroma"]
+    assert by["entropy", 1.0, 1.0]["psnr"] > rows[0]["psnr"]
+    assert colorizer.representation.shrink_gamma == 0.0 and colorizer.representation.confidence_measure == "entropy"
+    chosen = choose_shrink(rows, max_delta_colorfulness=1e9)
+    assert chosen["psnr"] == max(r["psnr"] for r in rows) and chosen["gamma"] > 0
+    assert choose_shrink(rows, max_delta_colorfulness=-1) == min(rows, key=lambda r: r["delta_colorfulness"])
+    args = shrink_args(chosen)
+    assert Colorizer("kmeans_cnn", "bins", {"channels": 4},
+                     {"centers": CENTERS, "weights": [1.0] * Q, **args}).representation.shrink_gamma == chosen["gamma"]
+    with pytest.raises(ValueError, match="no confidence"):
+        score_shrink(Colorizer("kmeans_cnn", "ab", {"channels": 4}), batches, gammas=[1.0])
+
+
+def test_confidence_auroc_ranks_the_wrong_pixels():
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4}, {"centers": CENTERS, "weights": [1.0] * Q})
+    scores = confidence_auroc(colorizer, val_batches(colorizer))
+    assert set(scores) == set(confidence.MEASURES)
+    # The truth is grey exactly where entropy says unsure (some unsure pixels are painted near grey
+    # anyway, so not wrong): measured 0.82.
+    assert scores["entropy"] > 0.75 and all(0 <= s <= 1 for s in scores.values())
+
+
+def test_the_shrink_exports_to_onnx_with_the_model(tmp_path):
+    """The shrink is part of the model's graph: onnxruntime gives PyTorch's shrunk ab."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from chromalab.export import InferenceGraph, _trace
+
+    torch.manual_seed(0)
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4},
+                          {"centers": CENTERS, "weights": [1.0] * Q, "shrink_gamma": 1.5, "shrink_threshold": 0.5,
+                           "confidence_measure": "spread"}).eval()
+    with torch.no_grad():
+        colorizer.network.layers[-1].bias.copy_(torch.randn(Q) * 3)  # some colour, some certainty
+    L = torch.linspace(5, 95, 2 * 20 * 28).view(2, 1, 20, 28)
+    _trace(InferenceGraph(colorizer).eval(), L[:1, :, :16, :16], tmp_path / "m.onnx", 17, "m")
+    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"L": L.numpy()})[0]
+    with torch.no_grad():
+        want = colorizer(L).numpy()
+        plain = Colorizer("kmeans_cnn", "bins", {"channels": 4}, {"centers": CENTERS, "weights": [1.0] * Q})
+        plain.load_state_dict(colorizer.state_dict())
+        assert np.abs(plain.eval()(L).numpy()).sum() > np.abs(want).sum()  # the shrink did shrink
+    assert np.abs(got - want).max() < 1e-3
