@@ -64,20 +64,32 @@ CIFAR10_PROFILE := -S data.source=folder -S data.path=$(CIFAR10) \
 cifar10: setup
 	$(RUN) dvc exp run -n cifar10-full $(CIFAR10_PROFILE)
 
-# The real-photo profile, as the DVC experiment `photos` (docs/experiments/2026-12-02-photos.md): trains on random
-# 128 px crops of PHOTOS_DATA (a folder or a zip/tar of colour photos), split by photo; chooses and
-# scores on whole photos resized to 256 x 256 (DDColor's and CT2's protocol); PHOTOS (optional): a
-# folder of photos also colorized at full resolution and scored. About 45 min on 2 CPU cores for
-# 800 photos.
+# The real-photo profile, as the DVC experiment `photos` (docs/experiments/2026-12-06-colour.md):
+# trains on random 128 px crops of PHOTOS_DATA (a folder or a zip/tar of colour photos, or several
+# separated by spaces: each a dataset, split on its own and scored on its own), split by photo;
+# chooses and scores on whole photos resized to 256 x 256 (DDColor's and CT2's protocol), choosing
+# the decoding (temperature and prior correction) by the best val PSNR with ΔCF <= 3 and neutral
+# chroma <= 6. PHOTOS (optional): a folder of photos also colorized at full resolution and scored.
+#   make photos PHOTOS_DATA="../shared/datasets/imagenet-sample-800.tar ../shared/datasets/intel-scenes-150.tar"
 PHOTOS_DATA ?=
-PHOTOS_PROFILE := -S data.source=folder -S data.path=$(PHOTOS_DATA) \
-	-S prepare.size=128 -S prepare.eval_size=256 -S prepare.crops_per_image=16 \
+comma := ,
+empty :=
+space := $(empty) $(empty)
+PHOTOS_PATHS = [$(subst $(space),$(comma),$(strip $(PHOTOS_DATA)))]
+# Per-dataset crops and split fractions: the 150 px scene photos give one crop each (coverage, not
+# repetition) and 3 % of their 12,900 photos to each of val and test.
+PHOTOS_SOURCES ?= $(if $(findstring intel-scenes-150,$(PHOTOS_DATA)),{intel-scenes-150:{crops_per_image:1$(comma)min_crop_fraction:0.8$(comma)val_fraction:0.03$(comma)test_fraction:0.03}})
+PHOTOS_PROFILE = -S data.source=folder -S 'data.path=$(PHOTOS_PATHS)' \
+	-S prepare.size=128 -S prepare.eval_size=256 -S prepare.crops_per_image=8 \
+	$(if $(PHOTOS_SOURCES),-S 'prepare.sources=$(PHOTOS_SOURCES)') \
 	-S prepare.val_fraction=0.1 -S prepare.test_fraction=0.1 -S palette.rebalance_lambda=0.25 \
 	-S train.batch_size=32 -S train.lr=0.001 -S train.schedule=cosine \
-	-S 'train.temperatures=[0.05,0.1,0.15,0.2,0.25,0.3,0.38,0.5]' \
+	-S 'train.temperatures=[0.2,0.38,0.6,1.0]' -S 'train.prior_corrections=[0,0.5,1]' \
+	-S train.max_delta_colorfulness=3 -S train.max_neutral_chroma=6 \
 	-S 'league=[lite_bins,mobilenet,koalarization,unet]' \
-	-S '+models.lite_bins.train.epochs=8' -S '+models.mobilenet.train.epochs=2' \
-	-S '+models.koalarization.train.epochs=4' -S '+models.unet.train.epochs=3' \
+	-S '+models.lite_bins.train.epochs=6' -S '+models.mobilenet.train.epochs=1' \
+	-S '+models.koalarization.train.epochs=2' -S '+models.unet.train.epochs=1' \
+	-S report.max_delta_colorfulness=3 \
 	-S evaluate.gallery=8 -S evaluate.batch_size=16 $(if $(PHOTOS),-S evaluate.photos=$(PHOTOS))
 
 photos: setup

@@ -87,6 +87,7 @@ TINY = {
     "models": {"unet": {"network": "unet", "representation": "ab", "network_args": {"base_channels": 8}}},
     "train": {"epochs": 2, "batch_size": 16},
     "evaluate": {"gallery": 3},
+    "neutral": {"count": 2, "size": 64},
     "report": {"max_delta_colorfulness": 5},
 }
 

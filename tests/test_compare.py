@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from helpers import REPO
 
@@ -73,3 +74,26 @@ def test_different_test_images_or_unknown_runs_are_one_line_errors(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
     done = _chromalab(root, "compare", first, "no-such-run")
     assert done.returncode != 0 and "'no-such-run' is neither a folder" in done.stderr
+
+
+def test_the_colour_cast_is_compared_where_both_per_image_files_carry_it():
+    import io
+
+    from chromalab.compare import render, versus
+    from chromalab.records import read_per_image
+
+    def per_image(neutral_chroma, b_bias):
+        rows = ["image,psnr,colorfulness,colorfulness_gt,neutral_chroma,neutral_pixels,a_bias,b_bias,pixels"]
+        rows += [f"{i},{PSNR[i]:.6f},30,33,{'' if i == 0 else neutral_chroma + i % 3},{0 if i == 0 else 50},0.1,"
+                 f"{b_bias + i % 2},256" for i in range(24)]  # image 0 has no neutral pixel: an empty cell
+        return read_per_image(io.StringIO("\n".join(rows) + "\n"), "per_image.csv")
+
+    cast, clean = per_image(4.0, 3.0), per_image(1.0, 0.5)
+    assert np.isnan(cast["neutral_chroma"][0]) and cast["neutral_pixels"][0] == 0
+    found = versus(clean, cast)
+    assert found["neutral_chroma"]["difference"] == pytest.approx(-3.0) and found["neutral_chroma"]["significant"]
+    assert found["b_bias"]["ci"] == pytest.approx([-2.5, -2.5])
+    table = render([{"model": "unet", "images": 24, **found}], "main", "fix")
+    assert "neutral chroma" in table.splitlines()[1] and "-3.000 [-3.000, -3.000]*" in table
+    old = read_per_image(io.StringIO("image,psnr\n0,20\n1,21\n"), "old.csv")  # from before the colour cast
+    assert set(versus(old, old)) == {"psnr"}

@@ -125,7 +125,7 @@ def test_empty_section_gives_the_defaults():
 def test_optional_path_accepts_null_and_a_string():
     assert section({"data": {"source": "folder", "path": "photos"}}, "data").path == "photos"
     assert section({"data": {"path": None}}, "data").path is None
-    with pytest.raises(UserError, match=r"^data\.path: expected str"):
+    with pytest.raises(UserError, match=r"^data\.path: expected str or list, got 3"):
         section({"data": {"path": 3}}, "data")
 
 

@@ -238,12 +238,15 @@ def test_read_manifest_names_the_file_when_missing_or_malformed(tmp_path):
     path.write_text("path,source_id\nimages/a.png,a\n")
     with pytest.raises(UserError, match="manifest.csv: not a manifest, missing column"):
         read_manifest(path)
-    path.write_text(",".join(COLUMNS) + "\nimages/a.png,a,,wide,3,abc,\n")
+    path.write_text(",".join(COLUMNS) + "\nimages/a.png,a,,wide,3,abc,,\n")
     with pytest.raises(UserError, match="manifest.csv, line 2: width is not an integer"):
         read_manifest(path)
     path.write_text(",".join(COLUMNS) + "\nimages/a.png,a\n")
-    with pytest.raises(UserError, match="line 2: expected 7 fields"):
+    with pytest.raises(UserError, match="line 2: expected 8 fields"):
         read_manifest(path)
+    # A manifest written before the dataset column existed reads as one unnamed dataset.
+    path.write_text(",".join(c for c in COLUMNS if c != "dataset") + "\nimages/a.png,a,,4,3,abc,\n")
+    assert read_manifest(path)[0]["dataset"] == ""
 
 
 def test_train_and_test_folders_publish_the_split_and_the_next_level_is_the_label(tmp_path):

@@ -8,13 +8,15 @@ from PIL import Image
 from chromalab import timings, tracking
 from chromalab.config import EvaluateParams
 from chromalab.errors import UserError
+from chromalab.data.lab_arrays import load_split
 from chromalab.evaluate import evaluate, gallery_rows
 from helpers import real_photos, train_tiny
 
 PARAMS = EvaluateParams(batch_size=3, gallery=3, seed=0)
 KEYS = {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt", "delta_colorfulness",
         "psnr_ci", "delta_colorfulness_ci", "auc_ci", "semantic_agreement", "semantic_agreement_ci", "fd",
-        "fd_mobilenetv2", "fd_lite0", "judge", "semantic_agreement_lite0_ci"}
+        "fd_mobilenetv2", "fd_lite0", "judge", "semantic_agreement_lite0_ci",
+        "neutral_chroma", "neutral_chroma_ci", "neutral_fraction", "a_bias", "a_bias_ci", "b_bias", "b_bias_ci"}
 
 
 def _run(tmp_path, name, prepared_dir, palette_dir):
@@ -37,6 +39,13 @@ def test_grey_baseline_has_no_colour_and_writes_truth(tmp_path, prepared_dir, pa
     truth = np.asarray(Image.open(out / "truth" / "00.png")).astype(int)
     assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 2  # grey: R = G = B
     assert np.abs(truth[..., 0] - truth[..., 2]).mean() > 3  # the truth is in colour
+    # No colour, so no cast on the neutral pixels, and a bias of minus the truth's mean a* and b*.
+    _, ab = load_split(prepared_dir, "test")
+    ab = np.asarray(ab, np.float64)
+    assert result["neutral_chroma"] == 0.0 and result["neutral_chroma_ci"] == {"low": 0.0, "high": 0.0}
+    assert result["a_bias"] == pytest.approx(-ab[:, 0].mean()) and result["b_bias"] == pytest.approx(-ab[:, 1].mean())
+    assert result["b_bias_ci"]["low"] <= result["b_bias"] <= result["b_bias_ci"]["high"]
+    assert 0 < result["neutral_fraction"] < 1
 
 
 def test_model_evaluation_writes_metrics_curve_and_the_same_gallery(tmp_path, prepared_dir, palette_dir,
@@ -47,11 +56,12 @@ def test_model_evaluation_writes_metrics_curve_and_the_same_gallery(tmp_path, pr
     assert "images_per_second" not in result  # a speed changes on every rerun: beside the outputs
     assert timings.read(out)["images_per_second"] > 0
     assert (out / "timings.json").is_file()
-    for key in ("psnr", "ssim", "auc", "delta_colorfulness", "semantic_agreement"):
+    for key in ("psnr", "ssim", "auc", "delta_colorfulness", "semantic_agreement", "neutral_chroma", "b_bias"):
         ci = result[f"{key}_ci"]
         assert ci["low"] <= result[key] <= ci["high"], key
     per_image = (out / "per_image.csv").read_text().splitlines()
-    assert per_image[0] == "image,psnr,ssim,colorfulness,colorfulness_gt,semantic_agreement"
+    assert per_image[0] == ("image,psnr,ssim,colorfulness,colorfulness_gt,semantic_agreement,"
+                            "neutral_chroma,neutral_pixels,a_bias,b_bias,pixels")
     assert len(per_image) == result["images"] + 1
     assert sorted(p.name for p in (out / "gallery").iterdir()) == ["00.png", "01.png", "02.png"]
     lines = (out / "auc_curve.csv").read_text().splitlines()
@@ -99,7 +109,9 @@ def test_full_resolution_photos_are_colorized_and_scored_beside_the_grey_baselin
     model = evaluate("tiny", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "m")
     for result in (grey, model):
         assert result["photos_count"] == 2 and result["photos_skipped_grey"] == 0
-        assert {"photos_psnr", "photos_auc", "photos_delta_colorfulness"} <= set(result)
+        assert {"photos_psnr", "photos_auc", "photos_delta_colorfulness", "photos_neutral_chroma", "photos_a_bias",
+                "photos_b_bias_ci"} <= set(result)
+    assert grey["photos_neutral_chroma"] < 0.5 < model["photos_neutral_chroma"]  # grey photos: (almost) no chroma
     assert grey["photos_colorfulness"] < 1.0 < model["photos_colorfulness"]
     assert grey["photos_colorfulness_gt"] == pytest.approx(model["photos_colorfulness_gt"])
     assert timings.read(tmp_path / "m")["photos_seconds_per_megapixel"] > 0

@@ -115,13 +115,15 @@ LAYERS = (
     ("params and files", "chromalab chromalab.config chromalab.errors chromalab.paths chromalab.atomic chromalab.logs "
                          "chromalab.vcs chromalab.color chromalab.lab_rows chromalab.images chromalab.timings"),
     ("data", "chromalab.data chromalab.fetch chromalab.archives chromalab.download chromalab.prepare chromalab.palette"),
-    ("model", "chromalab.models chromalab.representations chromalab.colorizer chromalab.checkpoint chromalab.colorize "
-              "chromalab.device chromalab.metrics chromalab.uncertainty chromalab.judge"),
+    ("model", "chromalab.models chromalab.confidence chromalab.representations chromalab.colorizer "
+              "chromalab.checkpoint chromalab.colorize chromalab.device chromalab.metrics chromalab.uncertainty "
+              "chromalab.judge"),
     ("training", "chromalab.train chromalab.augment chromalab.feature_cache chromalab.selection chromalab.resume "
-                 "chromalab.distributed chromalab.tracking"),
+                 "chromalab.distributed chromalab.tracking chromalab.shrink_choice"),
     ("scoring and report", "chromalab.evaluate chromalab.report chromalab.records chromalab.recommend "
                            "chromalab.league_table chromalab.gallery chromalab.champion chromalab.report_page "
-                           "chromalab.figures chromalab.lineage chromalab.compare chromalab.speed_quality"),
+                           "chromalab.figures chromalab.lineage chromalab.compare chromalab.speed_quality "
+                           "chromalab.neutral chromalab.per_dataset"),
     ("serving", "chromalab.model_choice chromalab.release chromalab.relog chromalab.export chromalab.cli"),
 )
 

@@ -15,6 +15,7 @@ from chromalab.metrics import (
     PSNR_CAP_DB,
     MetricAccumulator,
     colorfulness,
+    colour_cast,
     psnr,
     ssim,
 )
@@ -243,6 +244,7 @@ def test_result_reports_every_metric_as_plain_numbers():
     assert set(result) == {
         "psnr", "ssim", "auc", "auc_rebalanced",
         "colorfulness", "colorfulness_gt", "delta_colorfulness", "images",
+        "neutral_chroma", "neutral_fraction", "a_bias", "b_bias",
     }  # fmt: skip
     assert type(result.pop("images")) is int
     assert all(type(value) is float for value in result.values())
@@ -259,6 +261,72 @@ def test_update_rejects_mismatched_shapes_and_keeps_state():
     with pytest.raises(ValueError, match="pred_ab and true_ab"):
         acc.update(L, ab[:, :, :16], ab)
     assert acc.result()["images"] == 1
+
+
+# --- "no warm cast": neutral chroma and the a*/b* biases --------------------------------------
+
+
+def _cast_pair():
+    """Two 2x2 images, hand-checkable. Image 0: true ab (0,0) (3,4) (10,0) (0,-20), so chroma 0, 5,
+    10, 20: only the first pixel is neutral below 5 (5 itself is not); predicted (6,8) there,
+    chroma 10. Image 1: every pixel neutral (true ab (1,1)), predicted (1,4) (4,1) (1,1) (1,1):
+    chromas 5*sqrt(0.68) = sqrt(17) twice and sqrt(2) twice."""
+    true = np.array([[[0, 3], [10, 0]], [[0, 4], [0, -20]]], dtype=np.float64)  # (2, 2, 2): a, b
+    pred0 = true.copy()
+    pred0[:, 0, 0] = (6, 8)
+    pred0[:, 1, 1] = (2, -20)  # a off by +2, b exact
+    true1 = np.ones((2, 2, 2))
+    pred1 = np.array([[[1, 4], [1, 1]], [[4, 1], [1, 1]]], dtype=np.float64)
+    return np.stack([pred0, pred1]), np.stack([true, true1])
+
+
+def test_colour_cast_matches_hand_computed_values():
+    pred, true = _cast_pair()
+    cast = colour_cast(pred, true, neutral_threshold=5.0)
+    assert cast["neutral_pixels"].tolist() == [1, 4] and cast["pixels"].tolist() == [4, 4]
+    assert cast["neutral_chroma"] == pytest.approx([10.0, (2 * np.sqrt(17) + 2 * np.sqrt(2)) / 4])
+    # Image 0: a errors 6 + 2 = 8 over 4 pixels, b errors 8; image 1: a errors 0 + 3, b errors 3 + 0.
+    assert cast["a_bias"] == pytest.approx([2.0, 0.75]) and cast["b_bias"] == pytest.approx([2.0, 0.75])
+    # A wider threshold counts image 0's chroma-5 pixel (predicted exactly: chroma 5) too.
+    wider = colour_cast(pred, true, neutral_threshold=5.5)
+    assert wider["neutral_pixels"].tolist() == [2, 4] and wider["neutral_chroma"][0] == pytest.approx(7.5)
+
+    # The accumulator scores SSIM too, which needs 3x3 pixels: each image tiled 2x2 (4x4 pixels),
+    # which changes no mean.
+    pred, true = np.tile(pred, (1, 1, 2, 2)), np.tile(true, (1, 1, 2, 2))
+    L = np.full((2, 1, 4, 4), 50.0)
+    pooled = MetricAccumulator(neutral_threshold=5.0)
+    pooled.update(L[:1], pred[:1], true[:1])  # batch by batch, as the evaluate stage scores
+    pooled.update(L[1:], pred[1:], true[1:])
+    result = pooled.result()
+    # Pooled over the 5 neutral pixels, not a mean of the two images' means (10 and 2.76).
+    assert result["neutral_chroma"] == pytest.approx((10 + 2 * np.sqrt(17) + 2 * np.sqrt(2)) / 5)
+    assert result["neutral_fraction"] == pytest.approx(5 / 8)
+    assert result["a_bias"] == pytest.approx(11 / 8) and result["b_bias"] == pytest.approx(11 / 8)
+
+
+def test_an_image_without_neutral_pixels_adds_nothing_and_a_set_without_any_has_no_neutral_chroma():
+    true = np.full((1, 2, 4, 4), 30.0)  # chroma 42: nothing neutral
+    L = np.full((1, 1, 4, 4), 50.0)
+    acc = scored(L, true + 2.0, true)
+    assert np.isnan(acc.per_image()["neutral_chroma"][0]) and acc.per_image()["neutral_pixels"][0] == 0
+    assert acc.result()["neutral_chroma"] is None and acc.result()["neutral_fraction"] == 0.0
+    assert acc.result()["a_bias"] == pytest.approx(2.0)
+    grey_true = np.zeros((1, 2, 4, 4))
+    acc.update(L, grey_true + np.array([3.0, 4.0]).reshape(1, 2, 1, 1), grey_true)  # chroma 5 on every pixel
+    assert acc.result()["neutral_chroma"] == pytest.approx(5.0)  # the first image weighs nothing
+
+
+def test_grey_baseline_has_no_neutral_chroma_and_minus_the_truths_mean_as_bias():
+    L, true_ab = lab_batch(photo("coffee"), photo("chelsea"))
+    grey = scored(L, np.zeros_like(true_ab), true_ab).result()
+    assert grey["neutral_chroma"] == 0.0
+    assert grey["a_bias"] == pytest.approx(-true_ab[:, 0].mean())
+    assert grey["b_bias"] == pytest.approx(-true_ab[:, 1].mean())
+    assert grey["b_bias"] < 0  # real photos lean warm (b* > 0): grey is "cooler" than the truth
+    assert 0.0 < grey["neutral_fraction"] < 1.0
+    truth = scored(L, true_ab, true_ab).result()
+    assert truth["a_bias"] == truth["b_bias"] == 0.0 and truth["neutral_chroma"] < 5.0
 
 
 def test_metrics_module_does_not_import_torch():

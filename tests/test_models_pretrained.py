@@ -301,8 +301,8 @@ def test_training_precomputes_the_frozen_embedding_and_the_checkpoint_reloads(tm
     calls = []
     real_precompute = train_module.precompute
 
-    def counting(colorizer, dataset, *args):
-        feats = real_precompute(colorizer, dataset, *args)
+    def counting(colorizer, dataset, *args, **kwargs):
+        feats = real_precompute(colorizer, dataset, *args, **kwargs)
         calls.append(None if feats is None else tuple(feats.plain[0].shape))
         return feats
 

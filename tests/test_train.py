@@ -133,6 +133,7 @@ def test_annealed_mean_temperature_is_chosen_on_val_and_kept_in_the_checkpoint(t
     assert colorizer.representation.temperature == config["representation_args"]["temperature"]
     # T changes the colours: the sweep is not scoring the same decode twice
     assert sweep[0]["val_delta_colorfulness"] != sweep[1]["val_delta_colorfulness"]
+    assert all(s["val_neutral_chroma"] >= 0 for s in sweep)  # scored at every T, for the rule to use
 
 
 def test_gpu_settings_are_inert_on_the_cpu_and_determinism_turns_cudnn_autotuning_off():
@@ -182,6 +183,48 @@ def test_with_a_temperature_sweep_the_epoch_is_chosen_by_faithful_colour_then_ps
     assert _better(closer, best, True, 5.0)  # none within the bound: the closest colourfulness
 
 
+SWEEP = [  # a temperature sweep on val: the sharper T has the better PSNR but casts colour on greys
+    {"temperature": 0.2, "val_psnr": 24.0, "val_delta_colorfulness": 3.0, "val_neutral_chroma": 6.0},
+    {"temperature": 0.6, "val_psnr": 23.0, "val_delta_colorfulness": 4.0, "val_neutral_chroma": 2.5},
+    {"temperature": 1.0, "val_psnr": 22.0, "val_delta_colorfulness": 9.0, "val_neutral_chroma": 1.0},
+]
+
+
+def test_the_selection_rule_trades_psnr_for_neutral_greys_only_under_a_limit():
+    from chromalab.selection import choose
+
+    assert choose(SWEEP, 5.0)["temperature"] == 0.2  # no neutral chroma limit (the default): best PSNR
+    assert choose(SWEEP, 5.0, max_neutral_chroma=3.0)["temperature"] == 0.6  # 0.2 casts 6 > 3 on greys
+    # None within both limits: the smallest summed excess, each divided by its limit. Under (ΔCF 5,
+    # neutral chroma 1): T 0.2 misses by 5/1, T 0.6 by 1.5/1, T 1.0 by 4/5 (ΔCF only).
+    assert choose(SWEEP, 5.0, max_neutral_chroma=1.0)["temperature"] == 1.0
+    assert choose(SWEEP, 5.0, max_neutral_chroma=2.0)["temperature"] == 0.6  # 0.2: 2; 0.6: 0.25; 1.0: 0.8
+    assert choose(SWEEP, 1.0)["temperature"] == 0.2  # ΔCF only: the closest colourfulness, as before
+
+
+def test_the_fallback_normalises_each_excess_by_its_limit():
+    from chromalab.selection import choose, violation
+
+    assert violation(SWEEP[0], 5.0, 1.0) == pytest.approx(5.0)
+    assert violation(SWEEP[2], 5.0, 1.0) == pytest.approx(0.8)
+    assert violation(SWEEP[1], 5.0, None) == 0.0 and violation(SWEEP[1], 0.0, None) == 4.0  # a limit of 0: raw
+    assert violation({**SWEEP[0], "val_neutral_chroma": float("nan")}, 5.0, 1.0) == 0.0  # no neutral pixel on val
+    assert choose(SWEEP, 5.0, max_neutral_chroma=0.5)["temperature"] == 1.0  # 0.2: 11; 0.6: 4; 1.0: 0.8 + 1
+
+
+def test_the_epoch_is_chosen_by_the_same_rule_and_a_neutral_chroma_limit_binds_without_a_sweep():
+    from chromalab.selection import better as _better
+
+    sharp, clean = SWEEP[0], SWEEP[1]
+    assert _better(sharp, clean, sweeping=True, max_delta_cf=5.0)
+    assert not _better(sharp, clean, sweeping=True, max_delta_cf=5.0, max_neutral_chroma=3.0)
+    assert _better(clean, sharp, sweeping=True, max_delta_cf=5.0, max_neutral_chroma=3.0)
+    # Without a sweep: the val loss, among the epochs within the limit when one is set.
+    low_loss, high_loss = {**sharp, "val_loss": 1.0}, {**clean, "val_loss": 2.0}
+    assert _better(low_loss, high_loss, sweeping=False, max_delta_cf=5.0)
+    assert not _better(low_loss, high_loss, sweeping=False, max_delta_cf=5.0, max_neutral_chroma=3.0)
+
+
 def test_the_sweep_runs_every_epoch_and_the_history_says_which_temperature(tmp_path, prepared_dir, palette_dir,
                                                                            mlflow_uri):
     import csv
@@ -192,6 +235,7 @@ def test_the_sweep_runs_every_epoch_and_the_history_says_which_temperature(tmp_p
     with open(tmp_path / "reports" / "train" / "bins" / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(float(r["temperature"]) in (0.1, 0.5, 1.0) for r in rows)
+    assert all(float(r["val_neutral_chroma"]) >= 0 for r in rows)
 
     def key(r):
         dcf, psnr = float(r["val_delta_colorfulness"]), float(r["val_psnr"])
@@ -215,3 +259,27 @@ def test_cached_features_reach_the_batch_device():
     on_cpu = extra_inputs(cache, {**batch, "L": torch.empty(2, 1, 8, 8)}, torch.tensor([True, False]))["precomputed"]
     assert on_cpu[0][0].eq(2).all() and on_cpu[0][1].eq(1).all()  # the mirrored image's features where flipped
     assert extra_inputs(None, batch) == {}
+
+
+def test_mirrored_features_are_computed_for_the_train_split_only_and_match_nchw(prepared_dir):
+    """Only the flip augmentation reads the mirror images' features: val gets none (they cost as
+    much as the plain ones). The channels-last pass that computes them gives the features the
+    network's own (NCHW) forward gives, up to float16 storage."""
+    import numpy as np
+
+    from chromalab import color
+    from chromalab.colorizer import Colorizer
+    from chromalab.data.lab_arrays import LabBatches
+    from chromalab.feature_cache import precompute
+
+    colorizer = Colorizer("encoder_unet", "ab", {"decoder_channels": 16, "pretrained": False})
+    data = LabBatches(prepared_dir, "val")
+    plain_only = precompute(colorizer, data, 4, torch.device("cpu"), mirrors=False)
+    both = precompute(colorizer, data, 4, torch.device("cpu"))
+    assert plain_only.mirrored is None and both.mirrored is not None
+    with torch.no_grad():
+        x = color.normalize_l(torch.from_numpy(np.asarray(data.L[:2], np.float32)))
+        direct = colorizer.network.precompute(x)
+    for cached, exact in zip(plain_only.plain, direct):
+        assert cached.dtype == exact.dtype and torch.allclose(cached[:2].float(), exact.float(), atol=2e-2, rtol=1e-2)
+    assert all(p.is_contiguous() for p in colorizer.parameters())  # the layout is given back

@@ -9,6 +9,7 @@ different images would compare the images, not the models.
 from __future__ import annotations
 
 import io
+import math
 import subprocess
 from pathlib import Path
 
@@ -17,16 +18,21 @@ from chromalab.errors import UserError
 from chromalab.records import EVAL_SUBDIR, read_per_image
 
 PAIRED = ("psnr", "delta_colorfulness", "semantic_agreement")
+# The colour cast (metrics.colour_cast), pooled over pixels: from per_image.csv files that have it.
+PAIRED_CAST = ("neutral_chroma", "b_bias")
+TITLES = {"psnr": "PSNR (dB)", "delta_colorfulness": "abs(ΔCF)", "semantic_agreement": "agreement",
+          "neutral_chroma": "neutral chroma", "b_bias": "b* bias"}
 
 
 def versus(a: dict, b: dict, seed: int = 0, draws: int = uncertainty.DRAWS) -> dict:
-    """{statistic: paired result} of a minus b for each statistic both sides carry."""
+    """{statistic: paired result} of a minus b for each statistic both sides carry (and that is
+    defined: no neutral chroma where no test pixel is neutral)."""
     if list(a["image"]) != list(b["image"]):
         raise UserError(f"paired comparison: the two evaluations scored different test images "
                         f"({len(a['image'])} and {len(b['image'])}); compare runs of the same prepared data")
-    needs = {"delta_colorfulness": ("colorfulness", "colorfulness_gt")}
-    return {name: uncertainty.paired(a, b, name, seed, draws) for name in PAIRED
-            if all(k in a and k in b for k in needs.get(name, (name,)))}
+    found = {name: uncertainty.paired(a, b, name, seed, draws) for name in (*PAIRED, *PAIRED_CAST)
+             if all(k in a and k in b for k in uncertainty.needs(name))}
+    return {name: result for name, result in found.items() if math.isfinite(result["difference"])}
 
 
 class Source:
@@ -98,12 +104,13 @@ def _models(source: Source) -> set[str]:
 
 def render(rows: list[dict], spec_a: str, spec_b: str) -> str:
     """The comparison as a text table: B minus A with its 95 % interval."""
+    shown = [*PAIRED, *(k for k in PAIRED_CAST if any(k in row for row in rows))]
     lines = [f"{spec_b} minus {spec_a}: paired bootstrap over the same test images, 95 % interval; "
              "* = significant (the interval leaves out 0)",
-             f"{'model':16} {'images':>6}  {'PSNR (dB)':>26}  {'abs(ΔCF)':>26}  {'agreement':>26}"]
+             f"{'model':16} {'images':>6}  " + "  ".join(f"{TITLES[k]:>26}" for k in shown)]
     for row in rows:
         cells = []
-        for key in PAIRED:
+        for key in shown:
             v = row.get(key)
             cells.append(f"{v['difference']:+7.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]{'*' if v['significant'] else ' '}"
                          if v else "—")

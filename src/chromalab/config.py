@@ -37,7 +37,9 @@ class DataParams:
 
     source: Literal["builtin", "folder", "url", "cifar10", "places365", "coco", "ade20k",
                     "imagenet", "kaggle-landscape"] = "builtin"
-    path: str | None = None  # folder (or archive) of photos; a user's copy of imagenet / kaggle-landscape
+    # folder (or archive) of photos, or a list of them (folder source: each one a named dataset,
+    # see dataset_names); a user's copy of imagenet / kaggle-landscape
+    path: str | list | None = None
     url: str | None = None  # url source: the archive or image; public sources: a mirror's folder
     sha256: str | None = None  # url source: the file's expected sha256
     classes: list | None = None  # keep only these class labels (seed 000's single-class runs)
@@ -53,6 +55,11 @@ class DataParams:
             if getattr(self, name) is not None and self.source not in users:
                 raise UserError(f"{key}.{name}: not used by the {self.source} source (only by "
                                 f"{', '.join(users)}); set it to null")
+        if isinstance(self.path, list):
+            if self.source != "folder":
+                raise UserError(f"{key}.path: a list of paths is for the folder source; the {self.source} "
+                                f"source takes one path")
+            dataset_names(self.path, key)
         if self.url is not None and not self.url.startswith(("http://", "https://", "file://")):
             raise UserError(f"{key}.url: expected an http://, https:// or file:// URL, got {self.url!r}")
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
@@ -61,6 +68,38 @@ class DataParams:
             raise UserError(f"{key}.classes: expected a non-empty list of class names, got {self.classes!r}")
         if self.limit is not None:
             _at_least(key, "limit", self.limit, 1)
+
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
+
+
+def dataset_name(path: str) -> str:
+    """What a photo folder or archive is called in manifests and per-source tables: its file name
+    without the archive suffix (../photos/intel-scenes-150.tar -> intel-scenes-150)."""
+    name = Path(str(path).rstrip("/\\")).name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def dataset_names(paths: list, key: str = "data") -> list[str]:
+    """The datasets of data.path given as a list, one per path; two paths may not share a name."""
+    if not paths or not all(isinstance(p, str) and p for p in paths):
+        raise UserError(f"{key}.path: expected a non-empty list of folders or archives, got {paths!r}")
+    names = [dataset_name(p) for p in paths]
+    for i, name in enumerate(names):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise UserError(f"{key}.path: {paths[i]!r}: its name {name!r} cannot name a dataset (letters, "
+                            f"digits, '.', '_', '-')")
+        if name in names[:i]:
+            raise UserError(f"{key}.path: {paths[names.index(name)]!r} and {paths[i]!r} are both called "
+                            f"{name!r}; rename one")
+    return names
+
+
+# What prepare.sources may set for one dataset of a multi-source folder.
+PER_SOURCE_KEYS = ("crops_per_image", "min_crop_fraction", "val_fraction", "test_fraction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +117,19 @@ class PrepareParams:
     grey_chroma: float = 2.0  # mean Lab chroma below which a photo counts as already grey
     dtype: Literal["float16", "float32"] = "float16"
     seed: int = 0
+    # Per dataset of a multi-source folder (data.path a list), any of PER_SOURCE_KEYS, e.g.
+    # {intel-scenes-150: {crops_per_image: 2, val_fraction: 0.03}}; the keys above are the default.
+    sources: dict | None = None
 
     def check(self, key: str) -> None:
+        for name, overrides in (self.sources or {}).items():
+            if not isinstance(overrides, dict):
+                raise UserError(f"{key}.sources.{name}: expected a mapping of {', '.join(PER_SOURCE_KEYS)}")
+            for k in overrides:
+                if k not in PER_SOURCE_KEYS:
+                    raise UserError(f"{key}.sources.{name}.{k}: not a per-source key (one of "
+                                    f"{', '.join(PER_SOURCE_KEYS)}){_did_you_mean(k, PER_SOURCE_KEYS)}")
+            self.for_source(name).check(f"{key}.sources.{name}")
         _at_least(key, "size", self.size, 8)
         if self.eval_size is not None:
             _at_least(key, "eval_size", self.eval_size, 8)
@@ -90,6 +140,13 @@ class PrepareParams:
         if self.val_fraction + self.test_fraction >= 1:
             raise UserError(f"{key}.val_fraction + {key}.test_fraction must be below 1")
         _at_least(key, "grey_chroma", self.grey_chroma, 0.0)
+
+    def for_source(self, dataset: str) -> "PrepareParams":
+        """These params with dataset's own overrides from `sources` (none for the single pool "")."""
+        overrides = (self.sources or {}).get(dataset) or {}
+        checked = {k: _check_type(f"prepare.sources.{dataset}.{k}", v, typing.get_type_hints(PrepareParams)[k])
+                   for k, v in overrides.items()}
+        return dataclasses.replace(self, sources=None, **checked)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,9 +190,18 @@ class TrainParams:
     compile: bool = False  # torch.compile the training step's network (pays off on long GPU runs)
     # Annealed-mean models (bins; palette with decode: annealed_mean): after training, pick the
     # decoding temperature from this list on the val split: the best val PSNR among those whose
-    # colourfulness is within max_delta_colorfulness of the truth's (else the most faithful one).
+    # colourfulness is within max_delta_colorfulness of the truth's (else the one that misses the
+    # limits least; selection.choose). The epoch kept is chosen by the same rule.
     temperatures: list | None = None
     max_delta_colorfulness: float = 5.0
+    # The same choice (selection.py) also asks for a val neutral chroma (the mean predicted chroma
+    # of the pixels whose true chroma is below neutral_threshold: a colour cast on greys) of at most
+    # max_neutral_chroma; null: no limit.
+    max_neutral_chroma: float | None = None
+    neutral_threshold: float = 5.0
+    # bins models: prior corrections c (representations.BinClassification) swept with the
+    # temperatures, e.g. [0, 0.5, 1]; null: the model's own representation_args.prior_correction
+    prior_corrections: list | None = None
     seed: int = 0
     deterministic: bool = True
 
@@ -146,6 +212,15 @@ class TrainParams:
         _at_least(key, "checkpoint_every", self.checkpoint_every, 0)
         _at_least(key, "nproc", self.nproc, 1)
         _at_least(key, "max_delta_colorfulness", self.max_delta_colorfulness, 0.0)
+        if self.max_neutral_chroma is not None:
+            _at_least(key, "max_neutral_chroma", self.max_neutral_chroma, 0.0)
+        _above_zero(key, "neutral_threshold", self.neutral_threshold)
+        if self.prior_corrections is not None and (not self.prior_corrections or not all(
+                isinstance(c, (int, float)) and not isinstance(c, bool) and 0 <= c <= 1 for c in self.prior_corrections)):
+            raise UserError(f"{key}.prior_corrections: expected a non-empty list of numbers in [0, 1], "
+                            f"got {self.prior_corrections!r}")
+        if self.prior_corrections is not None and self.temperatures is None:
+            raise UserError(f"{key}.prior_corrections: swept with the temperatures; set train.temperatures too")
         if self.temperatures is not None and (not self.temperatures or not all(
                 isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in self.temperatures)):
             raise UserError(f"{key}.temperatures: expected a non-empty list of numbers > 0, got {self.temperatures!r}")
@@ -189,6 +264,7 @@ class EvaluateParams:
     photos_min_chroma: float = 2.0  # photos whose mean Lab chroma is below this are already grey: skipped
     judge: bool = True  # ImageNet judges (semantic agreement, Fréchet distance): judge.py
     bootstrap_draws: int = 1000  # resamples of the test images behind each 95 % interval (0: none)
+    neutral_threshold: float = 5.0  # neutral_chroma: pixels whose true Lab chroma is below this are neutral
 
     def check(self, key: str) -> None:
         _at_least(key, "batch_size", self.batch_size, 1)
@@ -199,6 +275,26 @@ class EvaluateParams:
         _at_least(key, "photos_shown", self.photos_shown, 0)
         _at_least(key, "photos_min_chroma", self.photos_min_chroma, 0)
         _at_least(key, "bootstrap_draws", self.bootstrap_draws, 0)
+        _above_zero(key, "neutral_threshold", self.neutral_threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class NeutralParams:
+    """neutral@MODEL: how much colour a model paints on inputs that have none (neutral.py)."""
+
+    count: int = 8  # synthetic grey textures of each kind (fractal, asphalt, concrete, brushed metal)
+    size: int = 256  # their side in px; the photos prepare dropped as grey are reduced to this shorter side
+    seed: int = 0  # the textures' random seed
+    photos: int | None = 64  # at most this many of those dropped photos (a seeded choice); null: all
+    working_size: int | None = None  # the shorter side the model sees (null: its own, as `chromalab colorize`)
+
+    def check(self, key: str) -> None:
+        _at_least(key, "count", self.count, 1)
+        _at_least(key, "size", self.size, 16)
+        if self.photos is not None:
+            _at_least(key, "photos", self.photos, 0)
+        if self.working_size is not None:
+            _at_least(key, "working_size", self.working_size, 8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +320,7 @@ SECTIONS: dict[str, type] = {
     "palette": PaletteParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "neutral": NeutralParams,
     "report": ReportParams,
 }
 TOP_LEVEL_KEYS = set(SECTIONS) | {"league", "models"}
@@ -232,6 +329,11 @@ TOP_LEVEL_KEYS = set(SECTIONS) | {"league", "models"}
 def _at_least(section, name, value, low):
     if value < low:
         raise UserError(f"{section}.{name}: must be at least {low}, got {value}")
+
+
+def _above_zero(section, name, value):
+    if not value > 0:
+        raise UserError(f"{section}.{name}: must be above 0, got {value}")
 
 
 def _between(section, name, value, low, high):
@@ -256,8 +358,16 @@ def _check_type(key: str, value: Any, annotation) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(annotation):
             return None
-        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _check_type(key, value, inner)
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) == 1:
+            return _check_type(key, value, inner[0])
+        for alternative in inner:  # e.g. str | list: the first type the value is
+            try:
+                return _check_type(key, value, alternative)
+            except UserError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in inner)
+        raise UserError(f"{key}: expected {names}, got {value!r}")
     expected = origin or annotation
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -100,6 +100,7 @@ def _copy_images(listing: sources.Listing, out: Path) -> tuple[list[dict], list[
             "height": height,
             "sha256": digest,
             "split": candidate.split,
+            "dataset": candidate.dataset,
         })
     duplicates = len(listing.candidates) - len(rows) - len(rejected)
     return rows, rejected, duplicates

@@ -1,8 +1,9 @@
 """evaluate@MODEL stage: score one model, or the grey baseline, on the test split.
 
 Outputs in reports/eval/NAME/: metrics.json (PSNR, SSIM, raw and class-rebalanced AuC,
-colourfulness and ΔCF, each with a 95 % bootstrap interval over the test images; the ImageNet
-judges' semantic agreement and Fréchet distance; the model's description), per_image.csv (each
+colourfulness and ΔCF, the colour cast (neutral chroma, a* and b* bias: metrics.colour_cast), each
+with a 95 % bootstrap interval over the test images; the ImageNet judges' semantic agreement and
+Fréchet distance; the model's description), per_image.csv (each
 test image's scores: what paired comparisons between models and commits resample), auc_curve.csv
 (the error CDF for `dvc plots`) and gallery/NN.png (a seeded choice of test images, the same for
 every model). The grey baseline predicts ab = 0 and also writes the ground truth's gallery in
@@ -22,14 +23,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from chromalab import atomic, checkpoint, color, judge, timings, tracking, uncertainty
+from chromalab import atomic, checkpoint, color, judge, per_dataset, timings, tracking, uncertainty
 from chromalab.colorize import FullResolution, expand_inputs
 from chromalab.colorizer import GreyBaseline
 from chromalab.config import GREY, EvaluateParams
 from chromalab.data.lab_arrays import load_split
 from chromalab.errors import UserError, first_line
 from chromalab.images import load_rgb, save_png
-from chromalab.metrics import MetricAccumulator
+from chromalab.metrics import CAST_PER_IMAGE, MetricAccumulator
 from chromalab.palette import Gamut
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def evaluate_photos(name: str, colorize_rgb, params: EvaluateParams, gamut: Gamu
     files = expand_inputs([str(folder)])
     if not files:
         raise UserError(f"evaluate.photos: {folder}: no image files")
-    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
+    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights, neutral_threshold=params.neutral_threshold)
     seconds, megapixels, shown, grey, scored, truths, preds = 0.0, 0.0, 0, [], [], [], []
     for path in files:
         rgb = load_rgb(path)
@@ -151,6 +152,11 @@ PER_IMAGE_COLUMNS = ("psnr", "ssim", "colorfulness", "colorfulness_gt", "semanti
 CI_METRICS = ("psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "delta_colorfulness", "semantic_agreement",
               "semantic_agreement_mobilenetv2", "semantic_agreement_lite0")
 
+# "No warm cast" (metrics.colour_cast): pooled over pixels, so each image's value goes to the CSV
+# with the pixel count it is a mean of (an empty neutral_chroma cell: the image has no neutral pixel).
+CAST_CI_METRICS = ("neutral_chroma", "neutral_fraction", "a_bias", "b_bias")
+COUNT_COLUMNS = ("neutral_pixels", "pixels")
+
 
 def _summarise(accumulator: MetricAccumulator, preds: np.ndarray, truths: np.ndarray, labels: np.ndarray,
                judges: list[str] | None, params: EvaluateParams) -> tuple[dict, dict]:
@@ -162,7 +168,7 @@ def _summarise(accumulator: MetricAccumulator, preds: np.ndarray, truths: np.nda
         scores.update(judged)
         per_image.update(agreements)
     if params.bootstrap_draws:
-        found = uncertainty.intervals(per_image, CI_METRICS, params.seed, params.bootstrap_draws)
+        found = uncertainty.intervals(per_image, (*CI_METRICS, *CAST_CI_METRICS), params.seed, params.bootstrap_draws)
         scores.update({f"{k}_ci": {"low": low, "high": high} for k, (low, high) in found.items()})
     return scores, per_image
 
@@ -170,11 +176,19 @@ def _summarise(accumulator: MetricAccumulator, preds: np.ndarray, truths: np.nda
 def _per_image_csv(images: list, per_image: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = [c for c in PER_IMAGE_COLUMNS if c in per_image]
+    columns = [c for c in (*PER_IMAGE_COLUMNS, *CAST_PER_IMAGE) if c in per_image]
     writer.writerow(["image", *columns])
     for i, image in enumerate(images):
-        writer.writerow([image, *(round(float(per_image[c][i]), 6) for c in columns)])
+        writer.writerow([image, *(_cell(c, per_image[c][i]) for c in columns)])
     return out.getvalue()
+
+
+def _cell(column: str, value) -> str | int | float:
+    """A per-image CSV cell: counts as integers, NaN (no neutral pixel) as an empty cell."""
+    value = float(value)
+    if np.isnan(value):
+        return ""
+    return int(value) if column in COUNT_COLUMNS else round(value, 6)
 
 
 def palette_accuracy(colorizer, L: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
@@ -202,10 +216,13 @@ def load_model(name: str, params: EvaluateParams, models_dir) -> tuple[torch.nn.
 
 
 def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Gamut, out_dir: Path,
-                     labels: np.ndarray, judges: list[str] | None) -> tuple[dict, dict, dict]:
+                     labels: np.ndarray, judges: list[str] | None,
+                     datasets: list[str] | None = None) -> tuple[dict, dict, dict]:
     """The test metrics, the error CDF and the timings; the gallery's pictures (and, for the
-    baseline, the ground truth's) go to out_dir, each image's scores to out_dir/per_image.csv."""
-    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights)
+    baseline, the ground truth's) go to out_dir, each image's scores to out_dir/per_image.csv.
+    With several datasets (each test image's in `datasets`), metrics["datasets"] holds each one's
+    scores and intervals (per_dataset.by_dataset)."""
+    accumulator = MetricAccumulator(pixel_weights=gamut.pixel_weights, neutral_threshold=params.neutral_threshold)
     shown = {int(row): i for i, row in enumerate(gallery_rows(len(L_all), params))}
     baseline = isinstance(colorizer, GreyBaseline)
     counts_palette = getattr(getattr(colorizer, "representation", None), "name", None) == "palette"
@@ -235,6 +252,10 @@ def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Ga
     scores, per_image = _summarise(accumulator, np.stack(preds) if preds else None,
                                    np.stack(truths) if truths else None, labels, judges, params)
     atomic.write_text(out_dir / "per_image.csv", _per_image_csv(list(range(len(L_all))), per_image))
+    if datasets and len(datasets) == len(L_all):
+        breakdown = per_dataset.by_dataset(per_image, datasets, params.seed, params.bootstrap_draws)
+        if breakdown:
+            scores["datasets"] = breakdown
     if counts_palette:
         scores["palette_accuracy"] = hits / pixels
     # The baseline runs no network: a speed would mean nothing.
@@ -263,7 +284,8 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
     labels = split_labels(prepared_dir) if judges else np.zeros(0)
     with atomic.atomic_path(out_dir, is_dir=True) as tmp:
         scores, curve, speed = score_test_split(colorizer, L_all, ab_all, params, gamut, tmp,
-                                                labels if len(labels) == len(L_all) else None, judges)
+                                                labels if len(labels) == len(L_all) else None, judges,
+                                                per_dataset.split_datasets(prepared_dir))
         if params.photos:
             colorize_rgb = FullResolution(colorizer, working, torch.device("cpu"))
             photo_scores, photo_speed = evaluate_photos(name, colorize_rgb, params, gamut, tmp, judges,
@@ -281,7 +303,15 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
              name, scores["images"], scores["psnr"], _interval(scores.get("psnr_ci")), scores["ssim"], scores["auc"],
              scores["auc_rebalanced"], scores["colorfulness"], scores["colorfulness_gt"],
              f", agreement {scores['semantic_agreement']:.2f} ({judges[0]})" if judges else "")
+    _log_cast(name, scores)
     return result
+
+
+def _log_cast(name: str, scores: dict) -> None:
+    chroma = scores.get("neutral_chroma")
+    log.info("%s colour cast: neutral chroma %s (%.0f %% of pixels neutral), a* bias %+.2f, b* bias %+.2f", name,
+             "—" if chroma is None else f"{chroma:.2f}", 100 * scores["neutral_fraction"], scores["a_bias"],
+             scores["b_bias"])
 
 
 def _interval(ci: dict | None) -> str:

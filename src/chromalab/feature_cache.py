@@ -39,13 +39,16 @@ class FeatureCache:
 
 
 @torch.no_grad()
-def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, device) -> FeatureCache | None:
-    """The FeatureCache of a split for a network with frozen pre-trained features, else None."""
+def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, device,
+               mirrors: bool = True) -> FeatureCache | None:
+    """The FeatureCache of a split for a network with frozen pre-trained features, else None.
+    `mirrors`: also for the mirrored images, when the network's features are spatial (only the
+    flip augmentation of the train split takes them)."""
     network = colorizer.network
     if not getattr(network, "precomputable", False) or len(dataset) == 0:
         return None
     colorizer.eval()
-    mirrored = getattr(network, "precompute_mirrored", False)
+    mirrored = mirrors and getattr(network, "precompute_mirrored", False)
     stores: dict[str, list[torch.Tensor]] = {}
     as_tuple = True
 
@@ -58,13 +61,19 @@ def precompute(colorizer: Colorizer, dataset: LabBatches, batch_size: int, devic
         for store, f in zip(stores[key], feats):
             store[start:start + len(f)] = f.cpu()
 
+    # NHWC: the depthwise convolutions of EfficientNet/MobileNet encoders run about 1.7 times
+    # faster in it on the CPU (measured on Lite0 at 128 px); the layout is restored afterwards.
+    network.to(memory_format=torch.channels_last)
     start = 0
-    for batch in batch_loader(dataset, batch_size, shuffle=False):
-        x = color.normalize_l(batch["L"].to(device))
-        put("plain", start, network.precompute(x))
-        if mirrored:
-            put("mirrored", start, network.precompute(x.flip(-1)))
-        start += len(x)
+    try:
+        for batch in batch_loader(dataset, batch_size, shuffle=False):
+            x = color.normalize_l(batch["L"].to(device)).contiguous(memory_format=torch.channels_last)
+            put("plain", start, network.precompute(x))
+            if mirrored:
+                put("mirrored", start, network.precompute(x.flip(-1).contiguous(memory_format=torch.channels_last)))
+            start += len(x)
+    finally:
+        network.to(memory_format=torch.contiguous_format)
     cache = FeatureCache(tuple(stores["plain"]), tuple(stores["mirrored"]) if mirrored else None, as_tuple)
     log.info("features of the frozen network computed once for the %d %s images%s (%.0f MB)",
              len(dataset), dataset.split, " and their mirror images" if mirrored else "", cache.nbytes / 1e6)

@@ -18,6 +18,7 @@ class Column:
     digits: int  # decimals shown; "best" is judged on the shown value, so bold never looks arbitrary
     best: str | None  # "max", "min", "closest_to_zero" or None (not ranked)
     interval: bool = False  # shown with its 95 % bootstrap interval (KEY_ci in metrics.json)
+    ranks_baseline: bool = True  # False: the grey baseline is never the best (its value is trivial)
 
 
 COLUMNS = (
@@ -37,6 +38,36 @@ COLUMNS = (
     Column("fd_mobilenetv2", "FD M", 1, "min"),
     Column("fd_lite0", "FD L", 1, "min"),
 )
+# "No warm cast" (metrics.colour_cast): on the test split always, on evaluate.photos when scored.
+# The grey baseline's neutral chroma is 0 by construction, so it is not ranked there.
+CAST_COLUMNS = (
+    Column("neutral_chroma", "neutral C", 2, "min", True, ranks_baseline=False),
+    Column("a_bias", "a* bias", 2, "closest_to_zero", True),
+    Column("b_bias", "b* bias", 2, "closest_to_zero", True),
+)
+PHOTO_CAST_COLUMNS = tuple(dataclasses.replace(c, key=f"photos_{c.key}", title=f"photos {c.title}")
+                           for c in CAST_COLUMNS)
+CAST_NOTE = (
+    "neutral C = mean predicted Lab chroma √(a² + b²) on the truly neutral pixels (true chroma below "
+    "evaluate.neutral_threshold), pooled: a colour cast on whites and greys, lowest best (the grey "
+    "baseline's 0 is not ranked). a* / b* bias = mean predicted − true a* / b* over all pixels, closest "
+    "to 0 best: b* > 0 is a warm (yellow, sepia) cast, a* > 0 a red one; the grey baseline's is minus the "
+    "truth's mean."
+)
+
+
+def table_columns(records: list[dict]) -> tuple[Column, ...]:
+    """The league table's metric columns: COLUMNS, the colour cast, and the photos' colour cast
+    when some model was scored on evaluate.photos."""
+    photos = any(r.get(c.key) is not None for r in records for c in PHOTO_CAST_COLUMNS)
+    return (*COLUMNS, *CAST_COLUMNS, *(PHOTO_CAST_COLUMNS if photos else ()))
+
+
+def cast_note(records: list[dict]) -> str:
+    """What the colour-cast columns mean, when some model has them."""
+    return CAST_NOTE if any(r.get(c.key) is not None for r in records for c in CAST_COLUMNS) else ""
+
+
 DESCRIPTIVE_COLUMNS = ("model", "network", "representation", "params")
 BEST_NOTE = (
     "Bold = best in its column: highest PSNR, SSIM, AuC, AuC (rebal.) and agreement, lowest FD, "
@@ -49,10 +80,10 @@ BEST_NOTE = (
 def best_per_column(records: list[dict]) -> dict[str, set[str]]:
     """{metric: names holding the best shown value} for each ranked column; ties share it."""
     best = {}
-    for col in COLUMNS:
+    for col in table_columns(records):
         if col.best is None:
             continue
-        ranked = [r for r in records if r.get(col.key) is not None]
+        ranked = [r for r in records if r.get(col.key) is not None and (col.ranks_baseline or r["name"] != GREY)]
         if not ranked:
             best[col.key] = set()
             continue
@@ -128,20 +159,29 @@ def render_versus(recommended: str | None, records: list[dict]) -> list[str]:
     rows = [r for r in records if r.get("versus")]
     if recommended is None or not rows:
         return []
+    keys = versus_keys(rows)
+    cast = " neutral C: a negative difference means less colour on neutral pixels." if "neutral_chroma" in keys else ""
     lines = [f"## Is {recommended}'s lead significant?", "",
              f"Paired bootstrap on the same test images: {recommended} minus each model, 95 % interval; "
              "significant when the interval leaves out 0. ΔCF: a negative difference means "
-             f"{recommended}'s colourfulness is closer to the truth's.", "",
-             "| model | PSNR difference (dB) | significant | abs(ΔCF) difference | significant |",
-             "|:---|---:|:---:|---:|:---:|"]
+             f"{recommended}'s colourfulness is closer to the truth's.{cast}", "",
+             "| model | PSNR difference (dB) | significant | abs(ΔCF) difference | significant |"
+             + (" neutral C difference | significant |" if "neutral_chroma" in keys else ""),
+             "|:---|---:|:---:|---:|:---:|" + ("---:|:---:|" if "neutral_chroma" in keys else "")]
     for r in rows:
         cells = [_md(row_label(r["name"]))]
-        for key in ("psnr", "delta_colorfulness"):
+        for key in keys:
             v = r["versus"].get(key)
             cells += [f"{v['difference']:+.2f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]", "yes" if v["significant"] else "no"] \
                 if v else ["—", "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def versus_keys(rows: list[dict]) -> tuple[str, ...]:
+    """The paired tests the report shows: PSNR and ΔCF, and neutral chroma where per_image.csv has it."""
+    return ("psnr", "delta_colorfulness", *(("neutral_chroma",) if any("neutral_chroma" in r["versus"] for r in rows)
+                                            else ()))
 
 
 def images_note(records: list[dict]) -> str:
@@ -162,7 +202,8 @@ def _md(text: str) -> str:
 
 def render_markdown(records: list[dict], note: str = "", recommended: str | None = None) -> str:
     best = best_per_column(records)
-    header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in COLUMNS)]
+    columns = table_columns(records)
+    header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in columns)]
     lines = [
         "# Model comparison",
         "",
@@ -176,7 +217,7 @@ def render_markdown(records: list[dict], note: str = "", recommended: str | None
             _md(or_dash(r.get("representation"))),
             _md(format_count(r.get("parameters"))),
         ]
-        for col in COLUMNS:
+        for col in columns:
             shown = format_value(r, col)
             shown = f"**{shown}**" if r["name"] in best.get(col.key, ()) else shown
             cells.append(f"{shown} {format_interval(r, col)}".strip())
@@ -184,6 +225,8 @@ def render_markdown(records: list[dict], note: str = "", recommended: str | None
     lines += ["", f"{BEST_NOTE} {images_note(records)}", ""]
     if judges_note(records):
         lines += [judges_note(records), ""]
+    if cast_note(records):
+        lines += [cast_note(records), ""]
     if note:
         lines += [note, ""]
     return "\n".join(lines + render_versus(recommended, records))

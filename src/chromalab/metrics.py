@@ -18,6 +18,11 @@ Every metric compares a prediction with the ground truth of the same greyscale p
   CF = sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2).
 - ΔCF: |mean CF of predictions - mean CF of truth|. Regression to the mean makes colourisers
   desaturate; a low ΔCF says the output is as vivid as real photos, whatever the pixel errors.
+- "No warm cast" (`colour_cast`), on the Lab ab planes: neutral chroma, the mean predicted chroma
+  sqrt(a^2 + b^2) over the truly neutral pixels (true chroma < `NEUTRAL_THRESHOLD`), pooled over
+  every neutral pixel of the set: how much colour a model paints onto what is grey (white walls,
+  grey skies, snow), 0 for the grey baseline; and the a* and b* biases, the mean of predicted minus
+  true a* and b* over all pixels (pooled): a sepia or warm cast shows as b* bias > 0.
 
 Only numpy and scikit-image are imported: the evaluate stage can score without loading torch.
 """
@@ -36,6 +41,15 @@ SSIM_MAX_WINDOW = 7
 CF_MEAN_WEIGHT = 0.3
 
 PixelWeights = Callable[[np.ndarray], np.ndarray]
+
+# A pixel whose true Lab chroma is below this is "truly neutral" (evaluate.neutral_threshold and
+# train.neutral_threshold default to it).
+NEUTRAL_THRESHOLD = 5.0
+# Per-image values of the colour-cast metrics: each a mean over the image's own pixels, and the
+# pixel count it is a mean of, so a set's pooled value (and each bootstrap resample's,
+# uncertainty.py) is sum(mean * count) / sum(count). neutral_chroma is NaN for an image without
+# neutral pixels (neutral_pixels 0), which then weighs nothing.
+CAST_PER_IMAGE = ("neutral_chroma", "neutral_pixels", "a_bias", "b_bias", "pixels")
 
 
 def _check_rgb_pair(pred: np.ndarray, true: np.ndarray) -> None:
@@ -84,18 +98,56 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(spread + CF_MEAN_WEIGHT * mean)
 
 
+def colour_cast(pred_ab, true_ab, neutral_threshold: float = NEUTRAL_THRESHOLD) -> dict[str, np.ndarray]:
+    """Each image's colour-cast values (CAST_PER_IMAGE) from (B, 2, H, W) ab planes: its mean
+    predicted chroma over its neutral pixels (true chroma < neutral_threshold; NaN without any),
+    their count, its mean predicted - true a* and b*, and its pixel count."""
+    pred_ab = np.asarray(pred_ab, dtype=np.float64)
+    true_ab = np.asarray(true_ab, dtype=np.float64)
+    if pred_ab.ndim != 4 or pred_ab.shape[1] != 2 or pred_ab.shape != true_ab.shape:
+        raise ValueError(f"expected two (B, 2, H, W) ab arrays of one shape, got {pred_ab.shape} and {true_ab.shape}")
+    neutral = np.hypot(true_ab[:, 0], true_ab[:, 1]) < neutral_threshold  # (B, H, W)
+    pixels = int(np.prod(true_ab.shape[2:]))
+    count = neutral.sum(axis=(1, 2))
+    chroma_sum = np.where(neutral, np.hypot(pred_ab[:, 0], pred_ab[:, 1]), 0.0).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        neutral_chroma = np.where(count > 0, chroma_sum / np.maximum(count, 1), np.nan)
+    error = (pred_ab - true_ab).mean(axis=(2, 3))  # (B, 2)
+    return {"neutral_chroma": neutral_chroma, "neutral_pixels": count.astype(np.float64),
+            "a_bias": error[:, 0], "b_bias": error[:, 1], "pixels": np.full(len(pred_ab), float(pixels))}
+
+
+def pooled_colour_cast(cast: dict) -> dict:
+    """A set's neutral_chroma (None without any neutral pixel), neutral_fraction, a_bias and b_bias,
+    pooled over pixels from per-image values (colour_cast)."""
+    count = np.asarray(cast["neutral_pixels"], np.float64)
+    pixels = np.asarray(cast["pixels"], np.float64)
+    neutral_sum = np.nansum(np.where(count > 0, np.asarray(cast["neutral_chroma"], np.float64) * count, 0.0))
+    return {
+        "neutral_chroma": float(neutral_sum / count.sum()) if count.sum() > 0 else None,
+        "neutral_fraction": float(count.sum() / pixels.sum()),
+        "a_bias": float(np.asarray(cast["a_bias"], np.float64) @ pixels / pixels.sum()),
+        "b_bias": float(np.asarray(cast["b_bias"], np.float64) @ pixels / pixels.sum()),
+    }
+
+
 class MetricAccumulator:
     """Scores a test set batch by batch; `result()` gives means and AuCs over everything seen.
 
     Per-pixel ab errors are kept only as histograms over integer bins, so memory does not grow with
     the test set. An error e counts at threshold t iff e <= t, i.e. from bin ceil(e) onwards; errors
-    above `max_threshold` land in one overflow bin that counts at no threshold.
+    above `max_threshold` land in one overflow bin that counts at no threshold. Pixels whose true
+    chroma is below `neutral_threshold` count as neutral (colour_cast).
     """
 
-    def __init__(self, pixel_weights: PixelWeights | None = None, max_threshold: int = 150):
+    def __init__(self, pixel_weights: PixelWeights | None = None, max_threshold: int = 150,
+                 neutral_threshold: float = NEUTRAL_THRESHOLD):
         if int(max_threshold) != max_threshold or max_threshold < 0:
             raise ValueError(f"max_threshold must be a non-negative integer, got {max_threshold!r}")
+        if not neutral_threshold > 0:
+            raise ValueError(f"neutral_threshold must be above 0, got {neutral_threshold!r}")
         self.pixel_weights = pixel_weights
+        self.neutral_threshold = float(neutral_threshold)
         self.max_threshold = int(max_threshold)
         self.thresholds = np.arange(self.max_threshold + 1)
         # One bin per threshold plus the overflow bin.
@@ -107,6 +159,7 @@ class MetricAccumulator:
         # Per image, for bootstrap intervals (uncertainty.py): the scores and each image's share
         # of the error histograms.
         self._per_image = {name: [] for name in (*self._sums, "error_hist", "error_hist_rebalanced")}
+        self._cast = {name: [] for name in CAST_PER_IMAGE}
 
     def update(self, L, pred_ab, true_ab) -> None:
         """Add a batch: L (B, 1, H, W) in [0, 100]; pred_ab, true_ab (B, 2, H, W) in Lab units."""
@@ -129,6 +182,7 @@ class MetricAccumulator:
         weights = self._pixel_weights(true_ab)
 
         image_scores = [self._score_image(*planes) for planes in zip(L, pred_ab, true_ab)]
+        cast = colour_cast(pred_ab, true_ab, self.neutral_threshold)
 
         n_bins = self.max_threshold + 2
         self._counts += np.bincount(bins, minlength=n_bins)
@@ -145,6 +199,8 @@ class MetricAccumulator:
             self._per_image["error_hist_rebalanced"].append(
                 counts if per_image_weights is None
                 else np.bincount(per_image_bins[i], weights=per_image_weights[i], minlength=n_bins))
+        for name, values in cast.items():
+            self._cast[name].extend(values.tolist())
         self._images += len(image_scores)
 
     def _pixel_weights(self, true_ab: np.ndarray) -> np.ndarray | None:
@@ -197,12 +253,14 @@ class MetricAccumulator:
         }
 
     def per_image(self) -> dict[str, np.ndarray]:
-        """Each image's psnr, ssim, colorfulness and colorfulness_gt, and its error histograms
-        (images, bins), in the order scored."""
-        return {name: np.asarray(values, np.float64) for name, values in self._per_image.items()}
+        """Each image's psnr, ssim, colorfulness and colorfulness_gt, its error histograms
+        (images, bins) and its colour-cast values (CAST_PER_IMAGE), in the order scored."""
+        values = {**self._per_image, **self._cast}
+        return {name: np.asarray(v, np.float64) for name, v in values.items()}
 
     def result(self) -> dict:
-        """Test-set metrics: means over images, and AuCs (the mean CDF over thresholds, 0..1)."""
+        """Test-set metrics: means over images, AuCs (the mean CDF over thresholds, 0..1), and the
+        colour-cast metrics pooled over pixels (neutral_chroma None when no pixel is neutral)."""
         cdf, cdf_rebalanced = self._curves()
         means = {name: total / self._images for name, total in self._sums.items()}
         return {
@@ -213,5 +271,6 @@ class MetricAccumulator:
             "colorfulness": float(means["colorfulness"]),
             "colorfulness_gt": float(means["colorfulness_gt"]),
             "delta_colorfulness": float(abs(means["colorfulness"] - means["colorfulness_gt"])),
+            **pooled_colour_cast(self._cast),
             "images": self._images,
         }

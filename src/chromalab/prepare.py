@@ -7,8 +7,10 @@ Outputs (data/prepared/):
   literature's protocol for scoring at 256 px);
 - `{split}_label.npy` (N,) int16: the index of each image's class in summary.json's `labels`, or
   -1 for an image without a label (Iizuka et al.'s classification head learns from these);
-- `manifest.csv`: one row per prepared image (split, index, source_id, label, raw path, crop box);
-- `summary.json`: counts per split, photos dropped as already grey, size, dtype, class labels.
+- `manifest.csv`: one row per prepared image (split, index, source_id, label, raw path, crop box,
+  dataset);
+- `summary.json`: counts per split, photos dropped as already grey, size, dtype, class labels, and
+  with several datasets (data.path a list) each one's photos and images per split.
 
 Crops of one photo never straddle splits: the split is drawn over source photos, not crops.
 """
@@ -20,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +40,18 @@ SPLITS = ("train", "val", "test")
 CHUNK = 256  # images converted to Lab at a time: vectorised, yet bounded memory
 
 
-def split_sources(rows: list[dict], params: PrepareParams) -> dict[str, str]:
+def split_sources(rows: list[dict], params: PrepareParams, dataset: str = "") -> dict[str, str]:
     """Assign each source photo to a split with a seeded shuffle.
 
     A split the source publishes (CIFAR-10's test set, say) is kept; what is not published is
     drawn here: test from the unassigned photos, val from every photo not in test, so a source
     that publishes only train/test still gets a validation split carved from its train photos.
+    Each dataset of a multi-source folder is drawn on its own (its own seed stream), so val and
+    test hold photos of every dataset in its own proportions.
     """
     published = {r["source_id"]: r["split"] for r in rows if r.get("split")}
     sources = sorted({r["source_id"] for r in rows})
-    rng = np.random.default_rng(params.seed)
+    rng = np.random.default_rng([params.seed, zlib.crc32(dataset.encode())] if dataset else params.seed)
 
     def shuffled(items):
         items = sorted(items)
@@ -67,7 +72,7 @@ def split_sources(rows: list[dict], params: PrepareParams) -> dict[str, str]:
     assignment.update({s: "train" for s in free if s not in assignment})
     if "train" not in assignment.values():
         raise UserError(
-            f"prepare: {len(sources)} colour photo(s) cannot fill train/val/test splits "
+            f"prepare: {len(sources)} colour photo(s){f' of {dataset}' if dataset else ''} cannot fill train/val/test splits "
             f"(val_fraction {params.val_fraction}, test_fraction {params.test_fraction}); add photos"
         )
     return assignment
@@ -119,14 +124,22 @@ def _plan(raw_dir: Path, rows: list[dict], params: PrepareParams):
                  len(grey), len(rows), params.grey_chroma)
     if not colour_rows:
         raise UserError(f"{raw_dir}: none of the {len(rows)} photos carries colour")
-    splits = split_sources([r for r, _, _ in colour_rows], params)
+    datasets = sorted({row.get("dataset", "") for row, _, _ in colour_rows})
+    unknown = sorted(set(params.sources or {}) - set(datasets))
+    if unknown:
+        raise UserError(f"prepare.sources: {', '.join(map(repr, unknown))} is not a dataset of data/raw "
+                        f"(datasets: {', '.join(d for d in datasets if d) or 'one unnamed source'})")
+    per_dataset = {d: params.for_source(d) for d in datasets}
+    splits = {}
+    for d in datasets:
+        splits.update(split_sources([r for r, _, _ in colour_rows if r.get("dataset", "") == d], per_dataset[d], d))
     plan = {s: [] for s in SPLITS}
     for index, (row, width, height) in enumerate(colour_rows):
         # One generator per photo: its crops don't depend on which other photos are present.
         rng = np.random.default_rng([params.seed, index])
         split = splits[row["source_id"]]
         whole = params.eval_size and split != "train"
-        for box in [WHOLE] if whole else crop_boxes(width, height, params, rng):
+        for box in [WHOLE] if whole else crop_boxes(width, height, per_dataset[row.get("dataset", "")], rng):
             plan[split].append((row, box))
     return plan, grey
 
@@ -157,10 +170,12 @@ def _write_split(raw_dir: Path, out_dir: Path, split: str, items, params: Prepar
 def _manifest_csv(plan) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["split", "index", "source_id", "label", "raw_path", "x", "y", "side"])  # side 0: whole photo
+    writer.writerow(["split", "index", "source_id", "label", "raw_path", "x", "y", "side",  # side 0: whole photo
+                     "dataset"])
     for split in SPLITS:
         for index, (row, (x, y, side)) in enumerate(plan[split]):
-            writer.writerow([split, index, row["source_id"], row.get("label", ""), row["path"], x, y, side])
+            writer.writerow([split, index, row["source_id"], row.get("label", ""), row["path"], x, y, side,
+                             row.get("dataset", "")])
     return out.getvalue()
 
 
@@ -181,6 +196,11 @@ def prepare(params: PrepareParams, raw_dir, out_dir) -> dict:
         "labels": labels,
         "manifest_sha256": hashlib.sha256(manifest.encode()).hexdigest(),
     }
+    datasets = sorted({row.get("dataset", "") for items in plan.values() for row, _ in items} - {""})
+    if datasets:  # several sources: what each gave to each split (photos, and images made of them)
+        summary["datasets"] = {d: {split: {"photos": len({r["source_id"] for r, _ in plan[split] if r["dataset"] == d}),
+                                           "images": sum(r["dataset"] == d for r, _ in plan[split])}
+                                   for split in SPLITS} for d in datasets}
     with atomic.atomic_path(out_dir, is_dir=True) as tmp:
         for split in SPLITS:
             _write_split(raw_dir, tmp, split, plan[split], params, labels)

@@ -24,10 +24,17 @@ METRICS = (
     "colorfulness_gt",
     "delta_colorfulness",
 )
+# "No warm cast" (metrics.colour_cast), on the test split and on evaluate.photos: absent from an
+# evaluation older than them; neutral_chroma None when no pixel of the set is neutral.
+CAST_METRICS = ("neutral_chroma", "neutral_fraction", "a_bias", "b_bias")
+PHOTO_CAST_METRICS = tuple(f"photos_{key}" for key in CAST_METRICS)
 # None or absent when evaluate.judge is off (fd: also with fewer than two test images).
 OPTIONAL_METRICS = ("semantic_agreement", "fd", "label_top1", "label_top1_truth",
                     "semantic_agreement_mobilenetv2", "semantic_agreement_lite0", "fd_mobilenetv2", "fd_lite0",
-                    "label_top1_mobilenetv2", "label_top1_lite0")
+                    "label_top1_mobilenetv2", "label_top1_lite0", *CAST_METRICS, *PHOTO_CAST_METRICS)
+# per_image.csv columns that may hold an empty cell: an image without neutral pixels has no
+# neutral chroma (its neutral_pixels is 0, so it weighs nothing in the pooled value).
+MAY_BE_EMPTY = ("neutral_chroma",)
 
 
 def _number(path: Path, data: dict, key: str) -> float:
@@ -92,7 +99,7 @@ def metrics_summary(records: list[dict], recommended: str | None) -> dict:
 
 def read_per_image(source, name=None) -> dict:
     """per_image.csv (a path, or an open text file with its `name`) back: {"image": [...],
-    column: np.ndarray}, every value a finite number."""
+    column: np.ndarray}, every value a finite number (an empty cell of a MAY_BE_EMPTY column: NaN)."""
     name = name or str(source)
     if isinstance(source, (str, Path)):
         with open(source, newline="", encoding="utf-8") as f:
@@ -105,11 +112,12 @@ def read_per_image(source, name=None) -> dict:
     for column in rows[0]:
         if column == "image":
             continue
+        empty = column in MAY_BE_EMPTY
         try:
-            values = np.array([float(r[column]) for r in rows])
+            values = np.array([math.nan if empty and r[column] == "" else float(r[column]) for r in rows])
         except (TypeError, ValueError):
             raise UserError(f"{name}: {column} holds a value that is not a number") from None
-        if not np.all(np.isfinite(values)):
+        if not np.all(np.isfinite(values[~np.isnan(values)] if empty else values)):
             raise UserError(f"{name}: {column} holds a value that is not a finite number")
         out[column] = values
     return out

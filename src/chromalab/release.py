@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from chromalab import atomic, checkpoint, paths, timings
@@ -86,8 +87,23 @@ SCORE_ROWS = (("psnr", "PSNR (dB)", 2), ("ssim", "SSIM", 4), ("auc", "AuC", 4), 
               ("photos_psnr", "full-res photos: PSNR (dB)", 2), ("photos_delta_colorfulness", "full-res photos: ΔCF", 2))
 
 
+def data_sources(data: dict, root: Path) -> list[dict]:
+    """The photo folders or archives data.path names, each as a dataset name, a path relative to
+    the repository (never this machine's absolute path) and, for an archive, its sha256."""
+    from chromalab.config import dataset_name
+
+    paths_ = data.get("path") if isinstance(data.get("path"), list) else [data["path"]] if data.get("path") else []
+    found = []
+    for raw in paths_:
+        path = Path(raw).expanduser()
+        absolute = path if path.is_absolute() else root / path
+        found.append({"dataset": dataset_name(raw), "path": Path(os.path.relpath(absolute.resolve(), root.resolve())).as_posix(),
+                      "sha256": sha256_of(absolute) if absolute.is_file() else None})
+    return found
+
+
 def model_card(name: str, config: dict, info: dict, scores: dict, grey: dict, commit: str, command: str,
-               params: dict, has_gallery: bool) -> str:
+               params: dict, has_gallery: bool, sources: list[dict] = ()) -> str:
     rows = [f"| {title} | {scores[k]:.{d}f} | {grey[k]:.{d}f} |" for k, title, d in SCORE_ROWS
             if isinstance(scores.get(k), (int, float)) and isinstance(grey.get(k), (int, float))]
     args = {**config.get("network_args", {}), **{k: v for k, v in config.get("representation_args", {}).items()
@@ -113,7 +129,11 @@ def model_card(name: str, config: dict, info: dict, scores: dict, grey: dict, co
         f"{(config.get('train') or {}).get('epochs', '?')}"
         + (f" (after {info['train_seconds']:.0f} s of training)" if info.get("train_seconds") else "")
         + (f", decoding temperature {config['representation_args']['temperature']:g}"
-           if config.get("temperature_sweep") else ""),
+           if config.get("temperature_sweep") else "")
+        + (f", prior correction {config['representation_args']['prior_correction']:g}"
+           if config.get("representation_args", {}).get("prior_correction") is not None else ""),
+        *[f"- source `{s['dataset']}`: `{s['path']}`" + (f", sha256 `{s['sha256']}`" if s.get("sha256") else " (a folder)")
+          for s in sources],
         f"- knobs: {', '.join(f'{k}={v}' for k, v in args.items())}",
         "",
         "```json",
@@ -145,6 +165,10 @@ def release(name: str, out_dir: Path, command: str, root: Path | None = None) ->
     params_file = root / config_module.PARAMS_FILE
     all_params = config_module.load_params(params_file) if params_file.is_file() else {}
     used = {k: all_params[k] for k in ("data", "prepare", "palette") if k in all_params}
+    sources = data_sources(used.get("data") or {}, root)
+    if sources:  # the card names paths relative to the repository, as the list below does
+        paths_ = [s["path"] for s in sources]
+        used["data"] = {**used["data"], "path": paths_ if isinstance(used["data"]["path"], list) else paths_[0]}
     used.update(train=cfg.get("train"), model={k: cfg.get(k) for k in ("network", "representation")})
     gallery = _gallery(root, name)
     out_dir = Path(out_dir)
@@ -157,7 +181,7 @@ def release(name: str, out_dir: Path, command: str, root: Path | None = None) ->
             "train_seconds": timings.read(source.parent).get("train_seconds")}
     commit = vcs.head(root)[0]
     atomic.write_text(out_dir / "MODEL_CARD.md", model_card(name, cfg, info, scores, grey, commit, command, used,
-                                                             gallery is not None))
+                                                             gallery is not None, sources))
     if gallery is not None:
         with atomic.atomic_path(out_dir / GALLERY) as tmp:
             tmp.write_bytes(gallery)

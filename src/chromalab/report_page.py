@@ -16,8 +16,8 @@ from urllib.parse import quote
 from chromalab.config import GREY
 from chromalab.gallery import Gallery
 from chromalab.league_table import (
-    BEST_NOTE, COLUMNS, DESCRIPTIVE_COLUMNS, best_per_column, format_count, format_interval, format_value, images_note,
-    judges_note, or_dash, row_label,
+    BEST_NOTE, DESCRIPTIVE_COLUMNS, best_per_column, cast_note, format_count, format_interval, format_value,
+    images_note, judges_note, or_dash, row_label, table_columns, versus_keys,
 )
 
 @dataclasses.dataclass
@@ -98,7 +98,8 @@ def _src(relative: str) -> str:
 
 def _league(records: list[dict], recommended: str | None) -> list[str]:
     best = best_per_column(records)
-    header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in COLUMNS)]
+    columns = table_columns(records)
+    header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in columns)]
     out = ['<table class="league">', "<thead><tr>"]
     out += [f'<th title="click to sort">{_e(h)}</th>' for h in header]
     out += ["</tr></thead>", "<tbody>"]
@@ -115,7 +116,7 @@ def _league(records: list[dict], recommended: str | None) -> list[str]:
             f"<td>{_e(or_dash(r.get('representation')))}</td>",
             f'<td class="num" data-sort="{_e(sort)}">{_e(format_count(params))}</td>',
         ]
-        for col in COLUMNS:
+        for col in columns:
             cls = "num best" if name in best.get(col.key, ()) else "num"
             value = r.get(col.key)
             interval = format_interval(r, col)
@@ -131,14 +132,18 @@ def _versus(records: list[dict], recommended: str | None) -> list[str]:
     rows = [r for r in records if r.get("versus")]
     if recommended is None or not rows:
         return []
+    keys = versus_keys(rows)
+    neutral = "neutral_chroma" in keys
     out = [f'<p class="note">Is {_e(recommended)}\'s lead more than chance? Paired bootstrap on the same '
            f"test images: {_e(recommended)} minus each model, 95 % interval; significant when it leaves out 0 "
-           "(for |ΔCF|, negative = closer to the truth's colourfulness).</p>",
+           "(for |ΔCF|, negative = closer to the truth's colourfulness"
+           + ("; for neutral C, negative = less colour on neutral pixels" if neutral else "") + ").</p>",
            '<table class="versus"><thead><tr><th>model</th><th>PSNR difference (dB)</th><th>significant</th>'
-           "<th>|ΔCF| difference</th><th>significant</th></tr></thead><tbody>"]
+           "<th>|ΔCF| difference</th><th>significant</th>"
+           + ("<th>neutral C difference</th><th>significant</th>" if neutral else "") + "</tr></thead><tbody>"]
     for r in rows:
         cells = [f"<td>{_e(row_label(r['name']))}</td>"]
-        for key in ("psnr", "delta_colorfulness"):
+        for key in keys:
             v = r["versus"].get(key)
             cells += [f'<td class="num">{v["difference"]:+.2f} <small>[{v["ci"][0]:+.2f}, {v["ci"][1]:+.2f}]</small></td>',
                       f"<td>{'yes' if v['significant'] else 'no'}</td>"] if v else ["<td>—</td>", "<td>—</td>"]
@@ -246,6 +251,7 @@ def render_html(report: Report) -> str:
         *_league(records, report.recommended),
         f'<p class="note">{_e(BEST_NOTE)} {_e(images_note(records))} Click a column header to sort.</p>',
         *([f'<p class="note">{_e(judges_note(records))}</p>'] if judges_note(records) else []),
+        *([f'<p class="note">{_e(cast_note(records))}</p>'] if cast_note(records) else []),
         *_versus(records, report.recommended),
         '<h2 id="lineage">Lineage: what produced these numbers</h2>',
         *_lineage(report),

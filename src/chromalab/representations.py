@@ -10,6 +10,10 @@ and its decoding back to ab in Lab units. It is an nn.Module so that what it nee
 - `palette`: per-pixel classification into the palette stage's k-means colours (seed 000);
 - `bins`: Zhang, Isola & Efros 2016's soft-encoded, class-rebalanced ab bins, annealed-mean decoding.
 
+The two that predict a distribution (palette, bins) also say how sure they are of each pixel
+(`confidence`), and can shrink unsure pixels' chroma towards neutral as part of their decoding
+(`shrink_gamma` > 0; off by default): see confidence.py and DistributionRepresentation.
+
 Networks return outputs at the input's resolution (they upsample themselves), so every target is
 taken at full resolution.
 """
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 
 from chromalab import color
+from chromalab import confidence as confidence_lib  # not `confidence`: a method's name here
 from chromalab.errors import UserError
 
 _REGISTRY: dict[str, type] = {}
@@ -78,6 +83,65 @@ class Representation(nn.Module):
     def decode(self, output: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
         """Network output -> ab in Lab units, (B, 2, H, W)."""
         raise NotImplementedError
+
+    # Per-pixel confidence: only a representation that predicts a distribution has one.
+    has_confidence = False
+    shrink_gamma = 0.0
+
+    def confidence(self, output: torch.Tensor, measure: str | None = None) -> torch.Tensor | None:
+        """How sure the model is of each pixel's colour: (B, 1, h, w) in [0, 1] at the output's
+        resolution, 1 = sure; None where the representation has no distribution to tell it."""
+        return None
+
+
+class DistributionRepresentation(Representation):
+    """A representation that predicts a distribution over ab colours (`_colours`, (Q, 2)) and
+    paints one colour from it (`_paint`). Its knobs, beside the subclass's own:
+
+    - `confidence_measure`: entropy (default), radius or spread (confidence.py), what `confidence`
+      and the shrink use; `confidence_radius`: the radius and spread measures' r, in ab units (10);
+    - `shrink_gamma` γ (default 0: off) and `shrink_threshold` c0 (default 1): decoding paints
+      ab · min(c / c0, 1) ** γ, so where the model is unsure its chroma falls towards neutral.
+    The confidence and the shrink are computed at the network's output resolution (the Colorizer
+    upsamples them with the ab); they are knobs, so a checkpoint's config carries them."""
+
+    has_confidence = True
+
+    def _init_confidence(self, shrink_gamma, shrink_threshold, confidence_measure, confidence_radius) -> None:
+        if isinstance(shrink_gamma, bool) or not isinstance(shrink_gamma, (int, float)) or not shrink_gamma >= 0:
+            raise UserError(f"representation_args.shrink_gamma: expected a number >= 0 (0: no shrink), "
+                            f"got {shrink_gamma!r}")
+        if isinstance(shrink_threshold, bool) or not isinstance(shrink_threshold, (int, float)) \
+                or not 0 < shrink_threshold <= 1:
+            raise UserError(f"representation_args.shrink_threshold: expected a number in (0, 1], got {shrink_threshold!r}")
+        if confidence_measure not in confidence_lib.MEASURES:
+            raise UserError(f"representation_args.confidence_measure: expected one of "
+                            f"{', '.join(confidence_lib.MEASURES)}, got {confidence_measure!r}")
+        self.shrink_gamma = float(shrink_gamma)
+        self.shrink_threshold = float(shrink_threshold)
+        self.confidence_measure = confidence_measure
+        self.confidence_radius = _positive("confidence_radius", confidence_radius)
+
+    def _colours(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _paint(self, output: torch.Tensor) -> torch.Tensor:
+        """Network output -> ab (B, 2, h, w), before any shrink."""
+        raise NotImplementedError
+
+    def _confidence(self, output, ab, measure=None):
+        # The model's own distribution, at temperature 1 (log_softmax: no log of 0).
+        return confidence_lib.measure(torch.log_softmax(output.float(), dim=1), self._colours(), ab,
+                                  measure or self.confidence_measure, self.confidence_radius)
+
+    def confidence(self, output, measure=None):
+        return self._confidence(output, self._paint(output), measure)
+
+    def decode(self, output, L):
+        ab = self._paint(output)
+        if self.shrink_gamma > 0:
+            ab = ab * confidence_lib.shrink_factor(self._confidence(output, ab), self.shrink_gamma, self.shrink_threshold)
+        return ab
 
 
 @register_representation
@@ -181,7 +245,7 @@ def _read_kmeans(palette_dir) -> dict:
 
 
 @register_representation
-class PaletteClassification(Representation):
+class PaletteClassification(DistributionRepresentation):
     """Each pixel classified into the k-means colours of the palette stage (seed 000, Ye & Liu).
 
     The seed clustered training colours with k-means (k = 4 .. 32, in RGB), trained a CNN with
@@ -199,8 +263,12 @@ class PaletteClassification(Representation):
 
     name = "palette"
 
-    def __init__(self, centers, centers_ab, space: str = "ab", decode: str = "argmax", temperature: float = 0.38):
+    def __init__(self, centers, centers_ab, space: str = "ab", decode: str = "argmax", temperature: float = 0.38,
+                 shrink_gamma: float = 0.0, shrink_threshold: float = 1.0,
+                 confidence_measure: str = confidence_lib.DEFAULT_MEASURE,
+                 confidence_radius: float = confidence_lib.DEFAULT_RADIUS):
         super().__init__()
+        self._init_confidence(shrink_gamma, shrink_threshold, confidence_measure, confidence_radius)
         if space not in ("ab", "rgb"):
             raise UserError(f"representation_args.space: expected ab or rgb, got {space!r}")
         if decode not in ("argmax", "annealed_mean"):
@@ -242,7 +310,10 @@ class PaletteClassification(Representation):
     def loss(self, output, target):
         return nn.functional.cross_entropy(output, target)
 
-    def decode(self, output, L):
+    def _colours(self):
+        return self.centers_ab
+
+    def _paint(self, output):
         if self.decode_mode == "argmax":
             return self.centers_ab[output.argmax(dim=1)].permute(0, 3, 1, 2)
         # softmax(log softmax(z) / T) == softmax(z / T): Zhang's f_T applied to the logits directly.
@@ -269,7 +340,7 @@ AB_GRID = 128
 
 
 @register_representation
-class BinClassification(Representation):
+class BinClassification(DistributionRepresentation):
     """Zhang, Isola & Efros 2016 ("Colorful Image Colorization"): ab quantized into the Q in-gamut
     bins of the palette stage's gamut (313 on ImageNet), predicted as a distribution per pixel.
 
@@ -288,13 +359,32 @@ class BinClassification(Representation):
     ((ab / 110)², so β = 1 weighs it like the ab models' MSE). The cross-entropy keeps the
     distribution's modes, the regression term anchors its mean; a lower decoding temperature then
     trades between the two (train.temperatures chooses it on val).
+
+    chromalab extension, `prior_correction` c (default 0, the paper): decodes from z − c·log w.
+    The rebalanced loss is minimised by a distribution proportional to w·P(colour | photo), so the
+    network learns to take mass off the common (near-neutral, w small) bins; where it is unsure
+    that spreads the distribution over the gamut, whose centroid is warm (+a, +b), and the annealed
+    mean paints orange/sepia on grey things. c = 1 divides the rebalancing back out (the posterior
+    the unweighted loss would learn), c in between keeps part of rebalancing's colour; decoding and
+    the confidence use the corrected distribution (docs/experiments/2026-12-06-colour.md measures
+    it; train.prior_corrections chooses c on val with the temperature).
     """
 
     name = "bins"
 
     def __init__(self, centers, weights, temperature: float = 0.38, soft_neighbours: int = 5,
-                 soft_sigma: float = 5.0, rebalance: bool = True, regression_weight: float = 0.0):
+                 soft_sigma: float = 5.0, rebalance: bool = True, regression_weight: float = 0.0,
+                 prior_correction: float = 0.0,
+                 shrink_gamma: float = 0.0, shrink_threshold: float = 1.0,
+                 confidence_measure: str = confidence_lib.DEFAULT_MEASURE,
+                 confidence_radius: float = confidence_lib.DEFAULT_RADIUS):
         super().__init__()
+        self._init_confidence(shrink_gamma, shrink_threshold, confidence_measure, confidence_radius)
+        if isinstance(prior_correction, bool) or not isinstance(prior_correction, (int, float)) \
+                or not 0 <= prior_correction <= 1:
+            raise UserError(f"representation_args.prior_correction: expected a number in [0, 1] (0: Zhang's "
+                            f"decoding, 1: the rebalancing divided out), got {prior_correction!r}")
+        self.prior_correction = float(prior_correction)
         centers = torch.as_tensor(centers, dtype=torch.float32)
         weights = torch.as_tensor(weights, dtype=torch.float32)
         if centers.ndim != 2 or centers.shape[1] != 2 or centers.shape[0] < 2:
@@ -362,6 +452,18 @@ class BinClassification(Representation):
                 color.normalize_ab(mean), color.normalize_ab(target.ab))
         return loss
 
-    def decode(self, output, L):
+    def _colours(self):
+        return self.centers
+
+    def _corrected(self, output):
+        """The logits decoding uses: z − c·log w (c = prior_correction; z itself when 0)."""
+        if not self.prior_correction:
+            return output.float()
+        return output.float() - self.prior_correction * torch.log(self.weights).view(1, -1, 1, 1)
+
+    def _paint(self, output):
         # Annealed mean: softmax(log softmax(z) / T) == softmax(z / T).
-        return _expectation(torch.softmax(output.float() / self.temperature, dim=1), self.centers)
+        return _expectation(torch.softmax(self._corrected(output) / self.temperature, dim=1), self.centers)
+
+    def _confidence(self, output, ab, measure=None):
+        return super()._confidence(self._corrected(output), ab, measure)

@@ -42,8 +42,9 @@ from chromalab.selection import annealed, better, sweep_temperature, validate
 log = logging.getLogger(__name__)
 
 # temperature and val_delta_colorfulness: annealed-mean models with train.temperatures, whose val
-# PSNR is then the one at the temperature chosen that epoch.
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "temperature", "val_delta_colorfulness"]
+# PSNR (and neutral chroma) is then the one at the temperature chosen that epoch.
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "lr", "temperature", "val_delta_colorfulness",
+                   "val_neutral_chroma", "prior_correction"]
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -216,9 +217,9 @@ def _setup(name: str, model: ModelParams, params: TrainParams, prepared_dir: Pat
     log.info("%s: %s -> %s, %d parameters (%d trained), %d train / %d val images at %d px on %s%s", name,
              model.network, model.representation, n_params, trained, len(train_set), len(val_set), summary["size"],
              device, f" x {world.size} processes" if world.distributed else "")
-    cache = {split: precompute(colorizer, ds, params.batch_size, device)
+    cache = {split: precompute(colorizer, ds, params.batch_size, device, mirrors=split == "train" and params.hflip)
              for split, ds in (("train", train_set), ("val", val_set))}
-    if params.translate and cache["train"] is not None and cache["train"].mirrored is not None:
+    if params.translate and cache["train"] is not None and getattr(colorizer.network, "precompute_mirrored", False):
         raise UserError(f"train.translate: {model.network}'s frozen features are computed once per image, so "
                         "images cannot be shifted in training; set train.translate: 0")
     net = distributed.wrap(_Outputs(colorizer), world, device)
@@ -282,7 +283,8 @@ def _end_epoch(setup: Setup, state: TrainingState, row: dict, track: tracking.Ru
     """Validate, choose (the temperature, and whether this epoch is the best so far), record and
     checkpoint; rank 0 only. `elapsed()` is the run's training time so far."""
     params, config, colorizer = setup.params, setup.config, setup.colorizer
-    row.update(validate(colorizer, setup.val_loader, setup.device, setup.alpha, setup.cache["val"]))
+    row.update(validate(colorizer, setup.val_loader, setup.device, setup.alpha, setup.cache["val"],
+                        params.neutral_threshold))
     if setup.sweeping:
         row.update(sweep_temperature(colorizer, config, params, setup.val_loader, setup.device, setup.cache["val"]))
     row.update(lr=setup.optimizer.param_groups[0]["lr"])
@@ -295,9 +297,11 @@ def _end_epoch(setup: Setup, state: TrainingState, row: dict, track: tracking.Ru
     log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f val_psnr %.2f dB (%.1f s)", setup.name, row["epoch"],
              params.epochs, row["train_loss"], row["val_loss"], row["val_psnr"], seconds)
     config.update(epoch=row["epoch"], val_loss=row["val_loss"], val_psnr=row["val_psnr"],
-                  val_delta_colorfulness=row.get("val_delta_colorfulness"))
+                  val_delta_colorfulness=row.get("val_delta_colorfulness"),
+                  val_neutral_chroma=row.get("val_neutral_chroma"))
     checkpoint.save(setup.out_dir / "last.pt", colorizer, config)
-    if state.best is None or better(config, state.best, setup.sweeping, params.max_delta_colorfulness):
+    if state.best is None or better(config, state.best, setup.sweeping, params.max_delta_colorfulness,
+                                    params.max_neutral_chroma):
         state.best = dict(config)
         state.best_weights = {k: v.detach().clone() for k, v in colorizer.state_dict().items()}
         checkpoint.save(setup.out_dir / "best.pt", colorizer, state.best)

@@ -8,6 +8,8 @@ Columns:
 - width, height: the stored pixel size (before any EXIF orientation: raw stays raw)
 - sha256: of the stored file
 - split: empty unless the source publishes a split (e.g. "train"/"test")
+- dataset: which of several folders/archives (data.path a list) the photo came from, empty when
+  there is one source; prepare splits each dataset on its own and evaluation reads per dataset
 """
 
 import csv
@@ -18,7 +20,8 @@ from pathlib import Path
 from chromalab.atomic import write_text
 from chromalab.errors import UserError
 
-COLUMNS = ["path", "source_id", "label", "width", "height", "sha256", "split"]
+COLUMNS = ["path", "source_id", "label", "width", "height", "sha256", "split", "dataset"]
+OPTIONAL_COLUMNS = ("dataset",)  # manifests written before it existed read as one dataset
 INT_COLUMNS = ("width", "height")
 
 
@@ -52,7 +55,7 @@ def read_manifest(path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or []) and c not in OPTIONAL_COLUMNS]
             if missing:
                 raise UserError(f"{path}: not a manifest, missing column(s) {', '.join(missing)}")
             return [_parse_row(path, reader.line_num, row) for row in reader]
@@ -69,4 +72,5 @@ def _parse_row(path: Path, line: int, row: dict) -> dict:
             row[name] = int(row[name])
         except ValueError:
             raise UserError(f"{path}, line {line}: {name} is not an integer: {row[name]!r}") from None
+    row.setdefault("dataset", "")
     return row

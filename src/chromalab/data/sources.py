@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from chromalab import archives, fetch
-from chromalab.config import DataParams
+from chromalab.config import DataParams, dataset_names
 from chromalab.data import cifar10 as cifar10_format
 from chromalab.data import public
 from chromalab.data.manifest import sha256_file
@@ -54,6 +54,7 @@ class Candidate(NamedTuple):
     split: str = ""  # a split the source publishes (train/val/test), '' if none
     origin: str = ""  # how rejected.csv names it when `path` means nothing to a user ('' = path)
     write: Callable[[Path], None] | None = None  # writes the file when there is none to copy
+    dataset: str = ""  # which of several folders/archives it came from ('' = the only one)
 
 
 class Listing(NamedTuple):
@@ -96,6 +97,18 @@ def _walk_files(root: Path) -> list[Path]:
 
 
 PUBLISHED_SPLITS = {"train", "val", "test"}
+
+
+def folders(paths: list[str]) -> Listing:
+    """Several folders or archives, each a dataset named after it (config.dataset_name): its
+    photos carry that name, and their ids are prefixed with it so two datasets never share one.
+    prepare splits each dataset on its own, so val and test hold photos of every one."""
+    candidates, skipped = [], 0
+    for name, path in zip(dataset_names(paths), paths):
+        listing = folder(path)
+        skipped += listing.skipped
+        candidates += [c._replace(source_id=f"{name}__{c.source_id}", dataset=name) for c in listing.candidates]
+    return Listing(candidates, skipped)
 
 
 def _has_split_folders(rels: list[Path]) -> bool:
@@ -343,7 +356,7 @@ def subset(listing: Listing, limit: int, seed: int) -> Listing:
 
 SOURCES: dict[str, Callable[[DataParams], Listing]] = {
     "builtin": lambda p: builtin(),
-    "folder": lambda p: folder(p.path),
+    "folder": lambda p: folders(p.path) if isinstance(p.path, list) else folder(p.path),
     "url": lambda p: url(p.url, p.sha256),
     "cifar10": lambda p: cifar10(p.url),
     "places365": lambda p: places365(p.url),
