@@ -84,8 +84,8 @@ PHOTOS_PROFILE = -S data.source=folder -S 'data.path=$(PHOTOS_PATHS)' \
 	$(if $(PHOTOS_SOURCES),-S 'prepare.sources=$(PHOTOS_SOURCES)') \
 	-S prepare.val_fraction=0.1 -S prepare.test_fraction=0.1 -S palette.rebalance_lambda=0.25 \
 	-S train.batch_size=32 -S train.lr=0.001 -S train.schedule=cosine \
-	-S 'train.temperatures=[0.2,0.38,0.6,1.0]' -S 'train.prior_corrections=[0,0.5,1]' \
-	-S train.max_delta_colorfulness=3 -S train.max_neutral_chroma=6 \
+	-S 'train.temperatures=[0.2,0.38,0.6,1.0]' -S 'train.prior_corrections=[0,0.1,0.2,0.3,0.5]' \
+	-S train.max_delta_colorfulness=3 -S train.max_neutral_chroma=6 -S 'train.shrink_gammas=[0.5,1,2]' \
 	-S 'league=[lite_bins,mobilenet,koalarization,unet]' \
 	-S '+models.lite_bins.train.epochs=6' -S '+models.mobilenet.train.epochs=1' \
 	-S '+models.koalarization.train.epochs=2' -S '+models.unet.train.epochs=1' \

@@ -295,3 +295,113 @@ def test_the_shrink_exports_to_onnx_with_the_model(tmp_path):
         plain.load_state_dict(colorizer.state_dict())
         assert np.abs(plain.eval()(L).numpy()).sum() > np.abs(want).sum()  # the shrink did shrink
     assert np.abs(got - want).max() < 1e-3
+
+
+# --- the test set's AUROC: pooled from per-image histograms, resampled by image --------------------
+
+
+def test_the_binned_auroc_is_the_exact_auroc_of_the_binned_confidences_and_close_to_the_pixels_own():
+    rng = np.random.default_rng(0)
+    conf = rng.beta(2, 2, 4000)
+    error = rng.gamma(2, 6, 4000) * (1.6 - conf)  # less sure, more often wrong
+    counts = confidence.histograms(conf, error)
+    assert counts["wrong"].sum() + counts["right"].sum() == 4000
+    assert counts["wrong"].sum() == (error > confidence.WRONG_ABOVE).sum()
+    binned = float(confidence.auroc_from_histograms(counts["wrong"], counts["right"]))
+    bin_index = np.minimum((conf * confidence.HIST_BINS).astype(int), confidence.HIST_BINS - 1)
+    assert binned == pytest.approx(confidence.auroc(bin_index, error), abs=1e-12)  # same bin: a tie
+    exact = confidence.auroc(conf, error)
+    assert 0.6 < exact and abs(binned - exact) < 0.005  # bins of width 0.01: ties cost little
+    assert np.isnan(confidence.auroc_from_histograms(counts["wrong"] * 0, counts["right"]))
+    assert confidence.histograms([1.0, 0.0], [20, 0])["wrong"][-1] == 1  # a confidence of 1: the last bin
+
+
+def test_a_resample_pools_the_drawn_images_pixels_not_their_aurocs():
+    from chromalab import uncertainty
+
+    rng = np.random.default_rng(1)
+    images = [(rng.uniform(0, 1, 300), rng.uniform(0, 25, 300) * s) for s in (0.6, 1.0, 1.8)]
+    per_image = {"confidence_wrong_hist": np.stack([confidence.histograms(c, e)["wrong"] for c, e in images]),
+                 "confidence_right_hist": np.stack([confidence.histograms(c, e)["right"] for c, e in images])}
+    weights = np.array([[1.0, 1.0, 1.0], [2.0, 0.0, 1.0]])  # the set itself; image 0 twice, image 1 left out
+    got = uncertainty.statistic("confidence_auroc", per_image, weights)
+    for row, w in zip(got, weights):
+        pixels = [(c, e) for (c, e), k in zip(images, w) for _ in range(int(k))]
+        conf = np.concatenate([c for c, _ in pixels])
+        error = np.concatenate([e for _, e in pixels])
+        index = np.minimum((conf * confidence.HIST_BINS).astype(int), confidence.HIST_BINS - 1)
+        assert row == pytest.approx(confidence.auroc(index, error), abs=1e-12)
+    per_image_mean = np.mean([confidence.auroc(np.minimum((c * 100).astype(int), 99), e) for c, e in images])
+    assert abs(got[0] - per_image_mean) > 1e-3  # the mean of the images' AUROCs is another number
+    low, high = uncertainty.intervals(per_image, ["confidence_auroc"], seed=0, draws=200)["confidence_auroc"]
+    assert low <= got[0] <= high
+
+
+def test_the_reliability_table_groups_the_counts_by_confidence():
+    conf = np.array([0.05, 0.05, 0.12, 0.55, 0.58, 0.95, 0.99, 1.0])
+    error = np.array([20, 30, 2, 15, 1, 0, 3, 40])
+    counts = confidence.histograms(conf, error)
+    rows = confidence.reliability(counts["wrong"], counts["right"], counts["confidence_sum"])
+    assert [(r["low"], r["high"]) for r in rows[:2]] == [(0.0, 0.1), (0.1, 0.2)] and len(rows) == 10
+    assert [r["pixels"] for r in rows] == [2, 1, 0, 0, 0, 2, 0, 0, 0, 3]
+    assert rows[0]["share_right"] == 0 and rows[1]["share_right"] == 1 and rows[5]["share_right"] == 0.5
+    assert rows[9]["share_right"] == pytest.approx(2 / 3) and rows[9]["mean_confidence"] == pytest.approx(0.98)
+    assert rows[2]["share_right"] is None and rows[2]["mean_confidence"] is None
+
+
+# --- the shrink chosen on val at the end of training ---------------------------------------------
+
+
+def test_training_chooses_the_shrink_on_val_by_the_stated_rule_and_changes_nothing_without_it(
+        tmp_path, prepared_dir, palette_dir, caplog):
+    from helpers import train_tiny
+
+    caplog.set_level("INFO", logger="chromalab.shrink_choice")
+    model = dict(network="unet", representation="bins", network_args={"base_channels": 8})
+    plain = train_tiny(tmp_path, prepared_dir, name="plain", epochs=1, palette_dir=palette_dir, model=model)
+    shrunk = train_tiny(tmp_path, prepared_dir, name="shrunk", epochs=1, palette_dir=palette_dir, model=model,
+                        shrink_gammas=[1.0, 3.0], shrink_thresholds=[0.5, 1.0], max_delta_colorfulness=1000.0)
+    before, after = checkpoint.read(plain / "best.pt"), checkpoint.read(shrunk / "best.pt")
+    assert "shrink_sweep" not in before["config"] and "shrink_gamma" not in before["config"]["representation_args"]
+    assert all(torch.equal(v, after["state_dict"][k]) for k, v in before["state_dict"].items())  # the same weights
+    sweep, args = after["config"]["shrink_sweep"], after["config"]["representation_args"]
+    assert [(r["gamma"], r["threshold"]) for r in sweep] == [(0.0, 1.0), (1.0, 0.5), (1.0, 1.0), (3.0, 0.5), (3.0, 1.0)]
+    assert all(r["measure"] == "entropy" and r["images"] > 0 and "neutral_chroma" in r for r in sweep)
+    assert sweep[4]["mean_chroma"] < sweep[2]["mean_chroma"] < sweep[0]["mean_chroma"]  # more shrink, less colour
+    best = max(sweep, key=lambda r: r["psnr"])  # every point is within the (wide) ΔCF limit
+    assert (args["shrink_gamma"], args["shrink_threshold"], args["confidence_measure"]) == (
+        best["gamma"], best["threshold"], "entropy")
+    assert 0 <= after["config"]["val_confidence_auroc"] <= 1
+    loaded, _ = checkpoint.load(shrunk / "best.pt")
+    assert loaded.representation.shrink_gamma == best["gamma"]
+    assert "low-confidence shrink chosen on val" in caplog.text
+    # Rerun on the checkpoint with a ΔCF limit that only the most faithful grid point meets: it is kept.
+    import shutil
+
+    from chromalab.config import TrainParams
+    from chromalab.data.lab_arrays import LabBatches, batch_loader
+    from chromalab.shrink_choice import choose_on_val
+
+    shutil.copy(plain / "best.pt", tmp_path / "again.pt")
+    tight = min(r["delta_colorfulness"] for r in sweep)
+    faithful = min(sweep, key=lambda r: r["delta_colorfulness"])
+    params = TrainParams(shrink_gammas=[1.0, 3.0], shrink_thresholds=[0.5, 1.0], max_delta_colorfulness=tight + 1e-9)
+    config = choose_on_val(tmp_path / "again.pt", params, batch_loader(LabBatches(prepared_dir, "val"), 8, False, 0),
+                           torch.device("cpu"))
+    assert config["representation_args"]["shrink_gamma"] == faithful["gamma"]
+    assert config["representation_args"]["shrink_threshold"] == faithful["threshold"]
+    assert checkpoint.read(tmp_path / "again.pt")["config"]["shrink_sweep"] == config["shrink_sweep"]
+
+
+def test_the_shrink_grid_is_skipped_for_a_model_without_a_confidence(tmp_path, prepared_dir, caplog):
+    from helpers import train_tiny
+    from chromalab.config import TrainParams, parse_section
+
+    for bad, match in [({"shrink_gammas": []}, "shrink_gammas"), ({"shrink_gammas": [-1]}, "shrink_gammas"),
+                       ({"shrink_thresholds": [0]}, "shrink_thresholds"), ({"shrink_thresholds": [1.5]}, "shrink_thresholds")]:
+        with pytest.raises(UserError, match=f"train.{match}"):
+            parse_section("train", bad, TrainParams)
+    caplog.set_level("INFO", logger="chromalab.shrink_choice")
+    out = train_tiny(tmp_path, prepared_dir, name="ab", epochs=1, shrink_gammas=[1.0])
+    assert "shrink_sweep" not in checkpoint.read(out / "best.pt")["config"]
+    assert "has no per-pixel confidence; no shrink to choose" in caplog.text

@@ -3,6 +3,7 @@ import json
 import mlflow
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from chromalab import timings, tracking
@@ -64,6 +65,9 @@ def test_model_evaluation_writes_metrics_curve_and_the_same_gallery(tmp_path, pr
                             "neutral_chroma,neutral_pixels,a_bias,b_bias,pixels")
     assert len(per_image) == result["images"] + 1
     assert sorted(p.name for p in (out / "gallery").iterdir()) == ["00.png", "01.png", "02.png"]
+    # A regression model has no confidence: no such keys (absent, not null), no reliability table.
+    assert not {"confidence_auroc", "confidence_auroc_ci", "uniform_factor", "shrink_vs_uniform_psnr"} & set(result)
+    assert not (out / "reliability.csv").exists()
     lines = (out / "auc_curve.csv").read_text().splitlines()
     assert lines[0] == "threshold,cdf,cdf_rebalanced" and len(lines) == 152
     # The scores join the MLflow run that trained the model.
@@ -170,3 +174,76 @@ def test_a_tracking_server_that_is_down_does_not_fail_the_evaluation(tmp_path, p
     out, result = _run(tmp_path, "tiny", prepared_dir, palette_dir)
     assert json.loads((out / "metrics.json").read_text())["psnr"] == pytest.approx(result["psnr"])
     assert "could not add test metrics" in caplog.text and "chromalab relog" in caplog.text
+
+
+def test_a_confident_model_gets_its_auroc_reliability_and_maps_and_its_shrink_faces_uniform_desaturation(
+        tmp_path, prepared_dir, palette_dir):
+    """A bins model (a small network whose sharpened outputs give confidences across [0.2, 0.8]),
+    evaluated with its shrink off and on (the same weights)."""
+    import csv
+
+    from chromalab import checkpoint, color, confidence, metrics
+    from chromalab.colorizer import Colorizer
+    from chromalab.representations import representation_args
+
+    models = tmp_path / "data" / "models"
+    args = representation_args("bins", {}, palette_dir)
+    torch.manual_seed(0)
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4}, args)
+    with torch.no_grad():
+        colorizer.network.layers[-1].weight.mul_(1000.0)
+        colorizer.network.layers[-1].bias.copy_(torch.randn(len(args["weights"])) * 2)
+    config = {"network": "kmeans_cnn", "representation": "bins", "network_args": {"channels": 4}, "image_size": 32}
+    checkpoint.save(models / "bins" / "best.pt", colorizer, {**config, "representation_args": args})
+    shrink = {"shrink_gamma": 2.0, "shrink_threshold": 1.0}
+    checkpoint.save(models / "shrunk" / "best.pt", colorizer, {**config, "representation_args": {**args, **shrink}})
+    params = EvaluateParams(batch_size=3, gallery=3, seed=0, judge=False)  # the judges are not what is tested
+    plain, shrunk, grey = (evaluate(name, params, prepared_dir, palette_dir, models, tmp_path / "reports" / "eval" / name)
+                           for name in ("bins", "shrunk", "grey"))
+    out = tmp_path / "reports" / "eval" / "shrunk"
+
+    L, ab = load_split(prepared_dir, "test")
+    for result in (plain, shrunk):
+        assert result["confidence_measure"] == "entropy" and 0 <= result["confidence_auroc"] <= 1
+        ci = result["confidence_auroc_ci"]
+        assert ci["low"] <= result["confidence_auroc"] <= ci["high"] and ci["low"] < ci["high"]
+    # The AUROC is about the colour the confidence speaks of, before any shrink: the same for both.
+    assert shrunk["confidence_auroc"] == plain["confidence_auroc"]
+    # ... and it is the pooled AUROC of the test pixels' confidences, binned.
+    model, _ = checkpoint.load(models / "bins" / "best.pt")
+    with torch.no_grad():
+        ab_pred, conf = model.forward_with_confidence(torch.from_numpy(np.asarray(L, np.float32)))
+    error = np.linalg.norm(ab_pred.numpy() - np.asarray(ab, np.float32), axis=1)
+    assert plain["confidence_auroc"] == pytest.approx(confidence.auroc(conf.numpy(), error), abs=0.01)
+    with open(out / "reliability.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["low"]) for r in rows] == pytest.approx(np.arange(10) / 10)
+    assert sum(int(r["pixels"]) for r in rows) == error.size
+    right = sum(int(r["pixels"]) * float(r["share_right"]) for r in rows if r["share_right"])
+    assert right == pytest.approx((error <= 10).sum(), abs=0.01)
+    # The confidence map beside each gallery picture: greyscale, the picture's size, bright = sure.
+    names = sorted(p.name for p in (out / "gallery").iterdir())
+    assert names == ["00.confidence.png", "00.png", "01.confidence.png", "01.png", "02.confidence.png", "02.png"]
+    with Image.open(out / "gallery" / "00.confidence.png") as m, Image.open(out / "gallery" / "00.png") as pic:
+        assert m.mode == "L" and m.size == pic.size and np.asarray(m).std() > 0
+    assert not any("confidence" in p.name for p in (tmp_path / "reports" / "eval" / "grey" / "gallery").iterdir())
+    assert "confidence_auroc" not in grey
+
+    # Only the shrinking model faces the uniform desaturation of its own unshrunk colours.
+    assert "uniform_factor" not in plain and "shrink_vs_uniform_psnr" not in plain
+    s = shrunk["uniform_factor"]
+    assert 0 < s < 1 and shrunk["colorfulness"] < plain["colorfulness"]
+    assert shrunk["uniform_colorfulness"] == pytest.approx(shrunk["colorfulness"], abs=0.05)  # equal colour
+    versus = shrunk["shrink_vs_uniform_psnr"]
+    assert versus["difference"] == pytest.approx(shrunk["psnr"] - shrunk["uniform_psnr"], abs=1e-9)
+    assert versus["ci"][0] <= versus["difference"] <= versus["ci"][1]
+    assert versus["significant"] == (versus["ci"][0] > 0 or versus["ci"][1] < 0)
+    with open(out / "uniform_per_image.csv") as f:
+        uniform = list(csv.DictReader(f))
+    assert len(uniform) == shrunk["images"]
+    # The uniform decoding of image 0, recomputed: the unshrunk model's ab times s.
+    L0, ab0 = np.asarray(L[:1], np.float32), np.asarray(ab[:1], np.float32)
+    rgb = color.lab_planes_to_rgb_uint8(L0[0], ab_pred.numpy()[0] * np.float32(s))
+    assert float(uniform[0]["psnr"]) == pytest.approx(metrics.psnr(rgb, color.lab_planes_to_rgb_uint8(L0[0], ab0[0])),
+                                                      abs=1e-5)
+    assert np.mean([float(r["psnr"]) for r in uniform]) == pytest.approx(shrunk["uniform_psnr"], abs=1e-5)

@@ -125,3 +125,25 @@ def test_the_stage_script_writes_the_grey_baselines_file(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "pipeline" / "neutral.py"), "nosuch"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_the_released_stage_measures_the_packaged_model_as_colorize_loads_it(tmp_path):
+    """neutral_released: the real released model (src/chromalab/released), at the working size
+    `chromalab colorize` uses by default, on the same inputs as neutral@MODEL."""
+    from chromalab.release import read_release
+
+    root = _workspace(tmp_path)
+    (root / "params.yaml").write_text(yaml.safe_dump({"neutral": {"count": 1, "size": 48}}))
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    env = {"PATH": f"{REPO / '.venv' / 'bin'}", "DVC_ROOT": str(root), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(REPO / "pipeline" / "neutral_released.py")], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((root / "reports" / "neutral" / config.RELEASED / "metrics.json").read_text())
+    _, info = read_release()
+    assert written["model"] == "released" and written["working_size"] == info["working_size"]
+    assert written["images"] == 5 and set(written["kinds"]) == {*neutral.KINDS, neutral.DROPPED}
+    assert 0 < written["mean_chroma"] <= written["p99_chroma"]  # a real model paints some colour
+    assert neutral.load(root / "reports") == {"released": written}
+    with pytest.raises(UserError, match="'released' names the packaged released model"):
+        config.league({"league": ["released"], "models": {"released": {}}})

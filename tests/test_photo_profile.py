@@ -48,7 +48,7 @@ def test_two_archives_make_two_datasets_with_the_scenes_own_crops(tmp_path):
         config.model_params(params, name)
     train = config.section(params, "train")
     assert (train.max_delta_colorfulness, train.max_neutral_chroma) == (3.0, 6.0)
-    assert train.prior_corrections == [0, 0.5, 1]
+    assert train.prior_corrections == [0, 0.1, 0.2, 0.3, 0.5] and train.shrink_gammas == [0.5, 1, 2]
     for name in ("evaluate", "report", "palette"):
         config.section(params, name)
 

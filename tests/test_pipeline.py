@@ -17,7 +17,8 @@ def pipeline(tmp_path_factory, tiny_baseline):
 
 def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
     root, _, first = pipeline
-    for stage in ("download", "prepare", "palette", "train@unet", "evaluate@unet", "evaluate_grey", "report"):
+    for stage in ("download", "prepare", "palette", "train@unet", "evaluate@unet", "evaluate_grey", "neutral@unet",
+                  "neutral_released", "report"):
         assert f"Running stage '{stage}'" in first.stdout
     assert (root / "data/raw/manifest.csv").read_text().count("\n") == 9  # header + 8 builtin photos
     for split in ("train", "val", "test"):
@@ -27,9 +28,13 @@ def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
     metrics = json.loads((root / "reports/metrics.json").read_text())
     assert set(metrics) == {"unet", "grey", "recommended"}
     assert metrics.pop("recommended") == "unet"
-    for scores in metrics.values():
+    for name, scores in metrics.items():
         assert {"psnr", "ssim", "auc", "auc_rebalanced", "colorfulness", "colorfulness_gt",
-                "delta_colorfulness", "psnr_ci", "semantic_agreement", "fd"} <= set(scores)
+                "delta_colorfulness", "psnr_ci", "semantic_agreement", "fd", "neutral_chroma", "b_bias"} <= set(scores)
+        if name != "grey":  # the grey-scene check colorizes with each trained model (grey paints nothing)
+            assert {"neutral_scene_mean_chroma", "neutral_scene_p99_chroma"} <= set(scores)
+    released = json.loads((root / "reports/neutral/released/metrics.json").read_text())
+    assert released["model"] == "released" and released["mean_chroma"] >= 0  # the packaged model's check
     html = (root / "reports/index.html").read_text()
     assert "unet" in html and "eval/unet/gallery/00.png" in html
     assert (root / "reports/train/unet/history.csv").read_text().count("\n") == 3

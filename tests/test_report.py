@@ -384,3 +384,83 @@ def test_without_photos_the_league_table_has_no_photo_columns(reports):
     build_report(["unet", "tiny", "grey"], reports)  # evaluations from before the colour cast: dashes
     rows = table_rows((reports / "comparison.md").read_text())
     assert rows["unet"]["neutral C"] == "—" and "photos neutral C" not in rows["unet"]
+
+
+# --- when unsure, stay neutral: confidence, the shrink against uniform desaturation, grey scenes ----
+
+
+def _add_confidence(reports):
+    """tiny as a bins model whose decoding shrinks (what evaluate writes for one), and every
+    neutral-scene check, the released model's included."""
+    folder = reports / "eval" / "tiny"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.update(confidence_measure="entropy", confidence_auroc=0.7612, confidence_auroc_ci={"low": 0.73, "high": 0.79},
+                   uniform_factor=0.8123, uniform_psnr=23.7, uniform_colorfulness=31.2,
+                   shrink_vs_uniform_psnr={"difference": 0.2, "ci": [0.12, 0.29], "significant": True})
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    rows = [(i / 10, (i + 1) / 10, 100 * i, "" if i == 0 else round(i / 10 + 0.05, 3), "" if i == 0 else i / 10)
+            for i in range(10)]
+    with open(folder / "reliability.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("low", "high", "pixels", "mean_confidence", "share_right"), *rows])
+    for png in sorted((folder / "gallery").glob("*.png")):
+        Image.fromarray(np.full((16, 16), 200, np.uint8)).save(png.with_name(f"{png.stem}.confidence.png"))
+    for name, mean, p99 in (("unet", 4.5, 21.0), ("tiny", 2.25, 12.5), ("grey", 0.0, 0.0), ("released", 1.75, 9.5)):
+        (reports / "neutral" / name).mkdir(parents=True)
+        (reports / "neutral" / name / "metrics.json").write_text(json.dumps({
+            "model": name, "images": 9, "pixels": 9 * 64, "mean_chroma": mean, "p99_chroma": p99,
+            "kinds": {"fractal": {"mean_chroma": mean, "p99_chroma": p99, "images": 8},
+                      "dropped_grey": {"mean_chroma": mean + 1, "p99_chroma": p99, "images": 1}}}))
+
+
+def test_confidence_shrink_and_grey_scenes_reach_metrics_json_the_tables_and_the_page(reports):
+    _add_confidence(reports)
+    written = build_report(["unet", "tiny", "grey"], reports)
+    assert written == json.loads((reports / "metrics.json").read_text())
+    tiny, unet, grey = written["tiny"], written["unet"], written["grey"]
+    assert tiny["confidence_auroc"] == 0.7612 and tiny["confidence_auroc_ci"] == {"low": 0.73, "high": 0.79}
+    assert tiny["shrink_vs_uniform_psnr"] == {"difference": 0.2, "ci": [0.12, 0.29], "significant": True}
+    assert tiny["uniform_factor"] == 0.8123 and tiny["uniform_psnr"] == 23.7
+    assert "confidence_auroc" not in unet and "confidence_auroc" not in grey and "uniform_factor" not in unet
+    assert (tiny["neutral_scene_mean_chroma"], tiny["neutral_scene_p99_chroma"]) == (2.25, 12.5)
+    assert (unet["neutral_scene_mean_chroma"], grey["neutral_scene_p99_chroma"]) == (4.5, 0.0)
+    assert "released" not in written  # not a league model: its check is its own metrics file, and on the page
+
+    markdown = (reports / "comparison.md").read_text()
+    rows = table_rows(markdown)
+    assert rows["tiny"]["conf. AUROC"] == "**0.76** [0.73, 0.79]" and rows["unet"]["conf. AUROC"] == "—"
+    assert rows["tiny"]["grey scenes C"] == "**2.25**" and rows["grey (baseline)"]["grey scenes C"] == "0.00"
+    assert rows["unet"]["grey scenes C p99"] == "21.0"
+    section = markdown.split("## When unsure, stay neutral")[1]
+    assert "PSNR +0.20 dB \\[+0.12, +0.29\\] \\*" in section and "factor 0.812" in section
+    neutral = table_rows(section)
+    assert neutral["released"]["mean C"] == "1.75" and neutral["released"]["p99 C"] == "9.50"
+    assert neutral["tiny"]["dropped\\_grey mean C"] == "3.25"
+
+    page = (reports / "index.html").read_text()
+    srcs = img_srcs(page)
+    assert "curves/reliability.svg" in srcs and "eval/tiny/gallery/00.confidence.png" in srcs
+    assert all((reports / unquote(urlparse(s).path)).is_file() for s in srcs)
+    assert "<th>tiny confidence</th>" in page and "<th>unet confidence</th>" not in page
+    assert '<h2 id="confidence">' in page and "<td>released</td>" in page and "0.761" in page
+    svg = (reports / "curves" / "reliability.svg").read_text()
+    assert "tiny (entropy)" in svg and "unet" not in svg
+    long = (reports / "curves" / "reliability.csv").read_text().splitlines()
+    assert long[0] == "model,low,high,pixels,mean_confidence,share_right" and len(long) == 11
+    # The hero stays grey | recommended | truth, and the confidence maps are no gallery rows of their own.
+    from chromalab.report import _hero_rows
+
+    _, headers = _hero_rows(["unet", "tiny", "grey"], "tiny", reports, 3)
+    assert headers == ["grey input", "tiny (recommended)", "ground truth"]
+    from chromalab.gallery import collect_gallery
+
+    gallery = collect_gallery(["unet", "tiny", "grey"], reports)
+    assert gallery.headers == ["input (grey)", "unet", "tiny", "tiny confidence", "ground truth"]
+    assert [name for name, _ in gallery.rows] == ["00.png", "01.png", "02.png"]
+    assert gallery.rows[1][1][3] == "eval/tiny/gallery/01.confidence.png"
+
+
+def test_a_broken_neutral_file_is_a_user_error_naming_it(reports):
+    (reports / "neutral" / "unet").mkdir(parents=True)
+    (reports / "neutral" / "unet" / "metrics.json").write_text(json.dumps({"mean_chroma": 1.0}))
+    with pytest.raises(UserError, match=r"neutral/unet/metrics.json: missing key 'p99_chroma'"):
+        build_report(["unet", "tiny", "grey"], reports)

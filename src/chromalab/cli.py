@@ -143,7 +143,7 @@ def _models(args) -> int:
 
     source = f"test scores from {metrics_file.relative_to(root)}" if metrics else \
         f"no test scores yet ({metrics_file.relative_to(root)} is missing: run `dvc repro`)"
-    print(f"league of {params_file} ({source}; * = recommended, seed = train.seed)")
+    print(f"league of {paths.shown(params_file)} ({source}; * = recommended, seed = train.seed)")
     print(line(header))
     for cells, knobs in rows:
         print(line(cells))
@@ -178,7 +178,7 @@ def _info(args) -> int:
         trained += f", {seconds:.0f} s of training"
     mlflow_run = run.get("run_id")
     facts = [
-        ("checkpoint", str(path)),
+        ("checkpoint", paths.shown(path)),
         ("model", f"{cfg.get('model', '?')}: network {cfg.get('network')}, representation {cfg.get('representation')}"),
         ("network args", scalars(cfg.get("network_args"))),
         ("representation args", scalars(cfg.get("representation_args"))),

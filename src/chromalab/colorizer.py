@@ -115,17 +115,22 @@ class Colorizer(nn.Module):
             L = nn.functional.pad(L, (0, pad_w, 0, pad_h), mode=mode)
         return L
 
+    def padded_outputs(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, L padded to the size multiple) for L at any H and W: what forward decodes,
+        for a caller that decodes (or takes the confidence) itself; crop to [..., :H, :W]."""
+        L = self._pad(L)
+        return self.outputs(L), L
+
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         """ab (B, 2, H, W) in Lab units for L (B, 1, H, W) in Lab units, at any H and W."""
         h, w = L.shape[-2:]
-        L = self._pad(L)
-        return self.decode(self.outputs(L), L)[..., :h, :w]
+        out, L = self.padded_outputs(L)
+        return self.decode(out, L)[..., :h, :w]
 
     def forward_with_confidence(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(ab (B, 2, H, W), confidence (B, 1, H, W)) for L, the network run once; as forward."""
         h, w = L.shape[-2:]
-        L = self._pad(L)
-        out = self.outputs(L)
+        out, L = self.padded_outputs(L)
         return self.decode(out, L)[..., :h, :w], self.confidence(out, L)[..., :h, :w]
 
 

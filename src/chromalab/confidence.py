@@ -21,7 +21,11 @@ colour; below it the chroma falls towards neutral, to 0 at c = 0 (hue kept: ab i
 ab · c**γ. Monotone in c, so a surer pixel never gets less colour than a less sure one.
 
 `auroc` says how well a confidence ranks the pixels the model got wrong (ab error above 10) below
-those it got right. Choosing the shrink's parameters on val is shrink_choice.py's (kept apart:
+those it got right. Over a test set it is pooled from per-image histograms (`histograms`,
+`auroc_from_histograms`): each image's wrong and right pixels counted in HIST_BINS equal
+confidence bins on [0, 1], so a bootstrap resample of images pools its pixels by summing counts;
+pixels in one bin (width 0.01) count as tied. `reliability` groups the same counts into a table
+of confidence bins -> the share of right pixels. Choosing the shrink's parameters on val is shrink_choice.py's (kept apart:
 every stage that loads a model imports this module, and none needs the scoring).
 """
 
@@ -35,6 +39,8 @@ MEASURES = ("entropy", "radius", "spread")
 DEFAULT_MEASURE = "entropy"
 DEFAULT_RADIUS = 10.0  # ab units: one bin of the default 10-unit gamut grid
 WRONG_ABOVE = 10.0  # auroc: a pixel whose ab error exceeds this many units counts as wrong
+HIST_BINS = 100  # histograms: equal confidence bins on [0, 1] (width 0.01), a confidence of 1 in the last
+RELIABILITY_BINS = 10  # reliability: the table's bins, each RELIABILITY_BINS-th of [0, 1] (HIST_BINS a multiple)
 
 
 def measure(log_probs, centers, decoded, name: str = DEFAULT_MEASURE, radius: float = DEFAULT_RADIUS):
@@ -90,3 +96,45 @@ def auroc(confidence, error, wrong_above: float = WRONG_ABOVE) -> float:
     rank_sum = mid_rank[inverse.ravel()][wrong].sum()
     u = rank_sum - n_wrong * (n_wrong + 1) / 2.0
     return float(u / (n_wrong * n_right))
+
+
+def histograms(confidence, error, wrong_above: float = WRONG_ABOVE, bins: int = HIST_BINS) -> dict[str, np.ndarray]:
+    """One image's pixels counted by confidence bin (`bins` equal bins on [0, 1], bin = min(floor(c
+    · bins), bins - 1)): `wrong` and `right` (ab error above / at most wrong_above), and
+    `confidence_sum` (the sum of the confidences in each bin, for a bin's mean). Summed over images
+    they pool the images' pixels: what auroc_from_histograms and reliability read."""
+    conf = np.asarray(confidence, np.float64).ravel()
+    wrong = np.asarray(error, np.float64).ravel() > wrong_above
+    if conf.shape != wrong.shape:
+        raise ValueError(f"confidence and error differ in size: {conf.size} and {wrong.size}")
+    index = np.minimum((np.clip(conf, 0.0, 1.0) * bins).astype(np.int64), bins - 1)
+    return {"wrong": np.bincount(index[wrong], minlength=bins).astype(np.float64),
+            "right": np.bincount(index[~wrong], minlength=bins).astype(np.float64),
+            "confidence_sum": np.bincount(index, weights=conf, minlength=bins)}
+
+
+def auroc_from_histograms(wrong, right) -> np.ndarray:
+    """auroc from binned counts (arrays (..., bins), e.g. one row per bootstrap resample): the
+    probability that a wrong pixel sits in a lower confidence bin than a right one, pixels in the
+    same bin counting one half. NaN where there is no wrong or no right pixel."""
+    wrong, right = np.asarray(wrong, np.float64), np.asarray(right, np.float64)
+    above = np.cumsum(right[..., ::-1], axis=-1)[..., ::-1] - right  # right pixels in higher bins
+    u = (wrong * (above + 0.5 * right)).sum(axis=-1)
+    pairs = wrong.sum(axis=-1) * right.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, u / np.where(pairs > 0, pairs, 1.0), np.nan)
+
+
+def reliability(wrong, right, confidence_sum, groups: int = RELIABILITY_BINS) -> list[dict]:
+    """The reliability table from pooled histograms (HIST_BINS long): per confidence bin [low,
+    high) of `groups` equal bins, the pixels in it, their mean confidence and the share of them the
+    model got right (ab error <= WRONG_ABOVE); None for both in an empty bin."""
+    wrong, right, total = (np.asarray(x, np.float64).reshape(groups, -1).sum(axis=1)
+                           for x in (wrong, right, confidence_sum))
+    rows = []
+    for i in range(groups):
+        pixels = wrong[i] + right[i]
+        rows.append({"low": i / groups, "high": (i + 1) / groups, "pixels": int(pixels),
+                     "mean_confidence": float(total[i] / pixels) if pixels else None,
+                     "share_right": float(right[i] / pixels) if pixels else None})
+    return rows

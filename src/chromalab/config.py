@@ -21,6 +21,7 @@ from chromalab.errors import UserError, first_line
 
 PARAMS_FILE = "params.yaml"
 GREY = "grey"  # the built-in baseline (ab = 0: the grey input itself), reserved as a model name
+RELEASED = "released"  # the packaged released model's neutral-scene check (reports/neutral/released), reserved
 
 
 # Which DataParams keys each source reads; a key set for a source that ignores it is a mistake.
@@ -202,6 +203,12 @@ class TrainParams:
     # bins models: prior corrections c (representations.BinClassification) swept with the
     # temperatures, e.g. [0, 0.5, 1]; null: the model's own representation_args.prior_correction
     prior_corrections: list | None = None
+    # Models with a per-pixel confidence (bins, palette): at the end of training, the low-confidence
+    # shrink (ab · min(c / c0, 1) ** γ) of the best checkpoint chosen on val from γ in shrink_gammas ×
+    # c0 in shrink_thresholds by the rule above (shrink_choice.choose_on_val); null: none chosen, the
+    # model's own representation_args.shrink_gamma (default 0: off)
+    shrink_gammas: list | None = None
+    shrink_thresholds: list = dataclasses.field(default_factory=lambda: [1.0])
     seed: int = 0
     deterministic: bool = True
 
@@ -221,6 +228,14 @@ class TrainParams:
                             f"got {self.prior_corrections!r}")
         if self.prior_corrections is not None and self.temperatures is None:
             raise UserError(f"{key}.prior_corrections: swept with the temperatures; set train.temperatures too")
+        if self.shrink_gammas is not None and (not self.shrink_gammas or not all(
+                isinstance(g, (int, float)) and not isinstance(g, bool) and g >= 0 for g in self.shrink_gammas)):
+            raise UserError(f"{key}.shrink_gammas: expected a non-empty list of numbers >= 0 (0: no shrink), "
+                            f"got {self.shrink_gammas!r}")
+        if not self.shrink_thresholds or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1
+                                                 for t in self.shrink_thresholds):
+            raise UserError(f"{key}.shrink_thresholds: expected a non-empty list of numbers in (0, 1], "
+                            f"got {self.shrink_thresholds!r}")
         if self.temperatures is not None and (not self.temperatures or not all(
                 isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in self.temperatures)):
             raise UserError(f"{key}.temperatures: expected a non-empty list of numbers > 0, got {self.temperatures!r}")
@@ -429,6 +444,8 @@ def league(params: dict) -> list[str]:
     for name in names:
         if name == GREY:
             raise UserError(f"league: {GREY!r} is the built-in baseline, not a model to train")
+        if name == RELEASED:
+            raise UserError(f"league: {RELEASED!r} names the packaged released model's checks; rename that model")
         if name not in models:
             raise UserError(f"league: {name!r} has no entry under models{_did_you_mean(name, models)}")
     return names

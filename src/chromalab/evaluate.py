@@ -7,8 +7,12 @@ Fréchet distance; the model's description), per_image.csv (each
 test image's scores: what paired comparisons between models and commits resample), auc_curve.csv
 (the error CDF for `dvc plots`) and gallery/NN.png (a seeded choice of test images, the same for
 every model). The grey baseline predicts ab = 0 and also writes the ground truth's gallery in
-truth/. Speeds go to timings.json beside them, which DVC and git ignore (timings.py): the
-outputs are the same bytes on every rerun on one CPU type.
+truth/. A model with a per-pixel confidence (bins, palette: confidence.py) also gets its AUROC
+against the pixels it got wrong (`confidence_auroc`, with its interval), reliability.csv and
+gallery/NN.confidence.png; one whose decoding shrinks unsure pixels' chroma is also compared with
+a uniform desaturation of the same mean colourfulness (`shrink_vs_uniform_psnr`,
+uniform_per_image.csv): `ConfidenceScorer`. Speeds go to timings.json beside them, which DVC and
+git ignore (timings.py): the outputs are the same bytes on every rerun on one CPU type.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from chromalab import atomic, checkpoint, color, judge, per_dataset, timings, tracking, uncertainty
+from chromalab import (
+    atomic, checkpoint, color, confidence, judge, metrics, paths, per_dataset, timings, tracking, uncertainty,
+)
 from chromalab.colorize import FullResolution, expand_inputs
 from chromalab.colorizer import GreyBaseline
 from chromalab.config import GREY, EvaluateParams
@@ -215,6 +221,131 @@ def load_model(name: str, params: EvaluateParams, models_dir) -> tuple[torch.nn.
     return colorizer, description, run, params.working_size or config.get("working_size") or config["image_size"]
 
 
+# --- a model's confidence: calibration, and its shrink against uniform desaturation ---------------
+
+RELIABILITY_CSV = "reliability.csv"
+UNIFORM_CSV = "uniform_per_image.csv"
+UNIFORM_STEPS = 12  # bisection halvings of the uniform factor's interval [0, 1]: s to within 2.5e-4
+
+
+class ConfidenceScorer:
+    """The test split's confidence scores of a model whose representation has a confidence.
+
+    Per image, its pixels are counted by confidence (the model's own measure, at the test images'
+    resolution) into the wrong ones (ab error > confidence.WRONG_ABOVE) and the right ones:
+    `confidence_auroc` is the AUROC of the pooled counts (confidence.auroc_from_histograms), its
+    interval resamples the images (uncertainty.py), reliability.csv groups them by confidence.
+    The error is the one of the colour the confidence is about: the decoding before any shrink
+    (the model's output itself when its shrink is off).
+
+    When the model shrinks (shrink_gamma > 0), `against_uniform` compares its output with the
+    honest alternative: the same model without the shrink, its ab scaled by one factor s chosen so
+    the set's mean colourfulness equals the shrunk output's. s is found by bisection on the test
+    images themselves: it matches a colour statistic of the outputs, which never reads the truth,
+    so nothing about accuracy is tuned on test."""
+
+    def __init__(self, colorizer):
+        self.colorizer = colorizer
+        self.representation = colorizer.representation
+        self.shrinks = self.representation.shrink_gamma > 0
+        self.counts = {"wrong": [], "right": [], "confidence_sum": []}
+        self.plain, self.L, self.truth_rgb = [], [], []  # shrinking models: for the uniform decoding
+        self._outputs = None
+
+    def predict(self, L: np.ndarray) -> np.ndarray:
+        """The model's ab for a batch, exactly as its forward (the network runs once; update then
+        reads its outputs)."""
+        h, w = L.shape[-2:]
+        out, padded = self.colorizer.padded_outputs(torch.from_numpy(L))
+        self._outputs = out, padded, (h, w)
+        return self.colorizer.decode(out, padded)[..., :h, :w].numpy()
+
+    @torch.no_grad()
+    def update(self, L: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> torch.Tensor:
+        """Count the batch's pixels; returns its confidence (B, 1, H, W)."""
+        out, padded, (h, w) = self._outputs
+        conf = self.colorizer.confidence(out, padded)[..., :h, :w].float()
+        plain = pred
+        if self.shrinks:
+            gamma, self.representation.shrink_gamma = self.representation.shrink_gamma, 0.0
+            try:
+                plain = self.colorizer.decode(out, padded)[..., :h, :w].float().numpy()
+            finally:
+                self.representation.shrink_gamma = gamma
+            self.plain += [np.array(p, np.float32) for p in plain]
+            self.L += [np.array(plane, np.float32) for plane in L]
+            self.truth_rgb += [color.lab_planes_to_rgb_uint8(plane, t) for plane, t in zip(L, truth)]
+        error = np.sqrt(((np.asarray(plain, np.float64) - truth) ** 2).sum(axis=1))
+        for c, e in zip(conf[:, 0].numpy(), error):
+            for key, counts in confidence.histograms(c, e).items():
+                self.counts[key].append(counts)
+        return conf
+
+    def scores(self, params: EvaluateParams, out_dir: Path) -> dict:
+        """confidence_measure, confidence_auroc (None when every pixel is right, or every one
+        wrong) and its interval; writes reliability.csv."""
+        per_image = {"confidence_wrong_hist": np.stack(self.counts["wrong"]),
+                     "confidence_right_hist": np.stack(self.counts["right"])}
+        value = float(uncertainty.statistic("confidence_auroc", per_image, np.ones((1, len(self.counts["wrong"]))))[0])
+        found = {"confidence_measure": self.representation.confidence_measure,
+                 "confidence_auroc": None if np.isnan(value) else value}
+        if params.bootstrap_draws and found["confidence_auroc"] is not None:
+            ci = uncertainty.intervals(per_image, ["confidence_auroc"], params.seed, params.bootstrap_draws)
+            if "confidence_auroc" in ci:
+                found["confidence_auroc_ci"] = dict(zip(("low", "high"), ci["confidence_auroc"]))
+        table = confidence.reliability(*(np.sum(self.counts[k], axis=0) for k in ("wrong", "right", "confidence_sum")))
+        atomic.write_text(out_dir / RELIABILITY_CSV, _reliability_csv(table))
+        return found
+
+    def _uniform_rgb(self, i: int, factor: float) -> np.ndarray:
+        return color.lab_planes_to_rgb_uint8(self.L[i], self.plain[i] * np.float32(factor))
+
+    def _mean_colorfulness(self, factor: float) -> float:
+        return float(np.mean([metrics.colorfulness(self._uniform_rgb(i, factor)) for i in range(len(self.plain))]))
+
+    def against_uniform(self, per_image: dict, params: EvaluateParams, out_dir: Path) -> dict:
+        """uniform_factor s, the uniform decoding's PSNR and colourfulness, and the shrunk output's
+        PSNR minus the uniform decoding's, paired over the same test images (uncertainty.paired):
+        {difference, ci, significant}; each image's uniform scores to uniform_per_image.csv."""
+        target = float(np.mean(per_image["colorfulness"]))
+        low, high = 0.0, 1.0
+        if self._mean_colorfulness(1.0) <= target:  # the shrink took no colour off: nothing to match
+            low = high
+        for _ in range(UNIFORM_STEPS if low < high else 0):
+            middle = (low + high) / 2
+            low, high = (middle, high) if self._mean_colorfulness(middle) < target else (low, middle)
+        factor = (low + high) / 2
+        uniform = {"psnr": [], "colorfulness": []}
+        for i in range(len(self.plain)):
+            rgb = self._uniform_rgb(i, factor)
+            uniform["psnr"].append(metrics.psnr(rgb, self.truth_rgb[i]))
+            uniform["colorfulness"].append(metrics.colorfulness(rgb))
+        uniform = {k: np.asarray(v) for k, v in uniform.items()}
+        uniform["colorfulness_gt"] = per_image["colorfulness_gt"]
+        atomic.write_text(out_dir / UNIFORM_CSV, _per_image_csv(list(range(len(self.plain))), uniform))
+        shrunk = {"psnr": np.asarray(per_image["psnr"], np.float64)}
+        if params.bootstrap_draws:
+            paired = uncertainty.paired(shrunk, uniform, "psnr", params.seed, params.bootstrap_draws)
+        else:
+            paired = {"difference": float(shrunk["psnr"].mean() - uniform["psnr"].mean()), "ci": None,
+                      "significant": None}
+        log.info("shrink against uniform desaturation at the same mean colourfulness (%.2f, factor %.4f): PSNR "
+                 "%+.3f dB%s", target, factor, paired["difference"],
+                 f" [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}]" if paired["ci"] else "")
+        return {"uniform_factor": factor, "uniform_psnr": float(uniform["psnr"].mean()),
+                "uniform_colorfulness": float(uniform["colorfulness"].mean()), "shrink_vs_uniform_psnr": paired}
+
+
+def _reliability_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["low", "high", "pixels", "mean_confidence", "share_right"])
+    for r in rows:
+        writer.writerow([r["low"], r["high"], r["pixels"],
+                         *("" if r[k] is None else round(r[k], 6) for k in ("mean_confidence", "share_right"))])
+    return out.getvalue()
+
+
 def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Gamut, out_dir: Path,
                      labels: np.ndarray, judges: list[str] | None,
                      datasets: list[str] | None = None) -> tuple[dict, dict, dict]:
@@ -226,16 +357,18 @@ def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Ga
     shown = {int(row): i for i, row in enumerate(gallery_rows(len(L_all), params))}
     baseline = isinstance(colorizer, GreyBaseline)
     counts_palette = getattr(getattr(colorizer, "representation", None), "name", None) == "palette"
+    confident = ConfidenceScorer(colorizer) if getattr(colorizer, "has_confidence", False) else None
 
     @torch.no_grad()
     def predict(L):
-        return colorizer(torch.from_numpy(L)).numpy()
+        return confident.predict(L) if confident else colorizer(torch.from_numpy(L)).numpy()
 
     seconds, images, hits, pixels, preds, truths = 0.0, 0, 0, 0, [], []
     for start, L, pred, took in _predict_batches(predict, L_all, params.batch_size):
         truth = np.asarray(ab_all[start : start + len(L)], np.float32)
         accumulator.update(L, pred, truth)
         seconds, images = seconds + took, images + len(L)
+        conf = confident.update(L, pred, truth) if confident else None
         if counts_palette:
             with torch.no_grad():
                 hit, count = palette_accuracy(colorizer, L, truth)
@@ -247,11 +380,18 @@ def score_test_split(colorizer, L_all, ab_all, params: EvaluateParams, gamut: Ga
                 truths.append(truth_rgb)
             if start + i in shown:
                 save_png(out_dir / "gallery" / f"{shown[start + i]:02d}.png", pred_rgb)
+                if conf is not None:  # 8-bit greyscale, 255 = sure: as `chromalab colorize --confidence`
+                    save_png(out_dir / "gallery" / f"{shown[start + i]:02d}{paths.CONFIDENCE_SUFFIX}",
+                             FullResolution.confidence_image(conf[i : i + 1], *conf.shape[-2:]))
                 if baseline:
                     save_png(out_dir / "truth" / f"{shown[start + i]:02d}.png", truth_rgb)
     scores, per_image = _summarise(accumulator, np.stack(preds) if preds else None,
                                    np.stack(truths) if truths else None, labels, judges, params)
     atomic.write_text(out_dir / "per_image.csv", _per_image_csv(list(range(len(L_all))), per_image))
+    if confident:
+        scores.update(confident.scores(params, out_dir))
+        if confident.shrinks:
+            scores.update(confident.against_uniform(per_image, params, out_dir))
     if datasets and len(datasets) == len(L_all):
         breakdown = per_dataset.by_dataset(per_image, datasets, params.seed, params.bootstrap_draws)
         if breakdown:
@@ -304,6 +444,10 @@ def evaluate(name: str, params: EvaluateParams, prepared_dir, palette_dir, model
              scores["auc_rebalanced"], scores["colorfulness"], scores["colorfulness_gt"],
              f", agreement {scores['semantic_agreement']:.2f} ({judges[0]})" if judges else "")
     _log_cast(name, scores)
+    if scores.get("confidence_auroc") is not None:
+        log.info("%s %s confidence as a detector of pixels with ab error > %g: AUROC %.3f [%s]", name,
+                 scores["confidence_measure"], confidence.WRONG_ABOVE, scores["confidence_auroc"],
+                 _interval(scores.get("confidence_auroc_ci")))
     return result
 
 

@@ -1,5 +1,5 @@
-"""The report's pictures: training curves, the error CDF of every model, quality against speed,
-and the hero composite.
+"""The report's pictures: training curves, the error CDF of every model, the confidence's
+reliability, quality against speed, and the hero composite.
 
 Each function returns the file's bytes, so the report stage can render everything before writing
 anything. Plots are matplotlib on the Agg backend (no display needed), drawn on a `Figure` object
@@ -109,6 +109,28 @@ def speed_quality_figure(points: dict[str, tuple[float, dict]], grey: dict | Non
         ax.set(xlabel="seconds per megapixel (evaluate stage, this machine)", ylabel=label)
     axes[0].set_title("full-resolution photos: quality against speed", fontsize=9)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", frameon=False, fontsize=8)
+    return _svg(fig)
+
+
+def reliability_figure(tables: dict[str, dict[str, list[float]]], measures: dict[str, str]) -> bytes:
+    """Each confident model's reliability table (evaluate's reliability.csv): left, the share of
+    pixels it got right (ab error <= 10) against their mean confidence, one point per confidence
+    bin, the diagonal dotted (where a confidence would be that probability, as the radius measure
+    at r = 10 means to be); right, how its pixels spread over the confidence bins."""
+    fig, (calibration, spread) = _figure(9.0, 3.4, 2)
+    calibration.plot([0, 1], [0, 1], color="0.5", linestyle=":", linewidth=1)
+    for name, table in tables.items():
+        label = f"{name} ({measures.get(name, '?')})"
+        x = [c for c, p in zip(table["mean_confidence"], table["pixels"]) if p > 0 and not math.isnan(c)]
+        y = [r for r, p in zip(table["share_right"], table["pixels"]) if p > 0 and not math.isnan(r)]
+        calibration.plot(x, y, marker="o", markersize=3, linewidth=1.2, label=label)
+        total = sum(table["pixels"]) or 1.0
+        centres = [(lo + hi) / 2 for lo, hi in zip(table["low"], table["high"])]
+        spread.plot(centres, [p / total for p in table["pixels"]], marker="o", markersize=3, linewidth=1.2, label=label)
+    calibration.set(xlabel="mean confidence in the bin", ylabel="share of pixels with ab error ≤ 10",
+                    title="reliability (test pixels)", xlim=(0, 1), ylim=(0, 1.01))
+    spread.set(xlabel="confidence bin", ylabel="share of pixels", title="where the confidences lie", xlim=(0, 1))
+    fig.legend(*calibration.get_legend_handles_labels(), loc="outside right center", frameon=False, fontsize=8)
     return _svg(fig)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from chromalab.config import GREY
+from chromalab.paths import CONFIDENCE_SUFFIX
 from chromalab.records import EVAL_SUBDIR
 
 log = logging.getLogger(__name__)
@@ -61,34 +62,48 @@ def display_width(path: Path, target: int) -> int:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def collect_gallery(names: list[str], reports_dir: Path, kind: GalleryKind = TEST_IMAGES, warn: bool = True) -> Gallery:
+def collect_gallery(names: list[str], reports_dir: Path, kind: GalleryKind = TEST_IMAGES, warn: bool = True,
+                    confidence: bool = True) -> Gallery:
+    """The gallery's cells: grey input, each model (in `names` order) and the truth; with
+    `confidence`, a model whose evaluation wrote confidence maps (NN.confidence.png) gets a
+    column of them right after its own."""
     eval_rel = Path(EVAL_SUBDIR)
-    folders = [("input (grey)", eval_rel / GREY / kind.folder)]
-    folders += [(name, eval_rel / name / kind.folder) for name in names if name != GREY]
-    folders.append(("ground truth", eval_rel / GREY / kind.truth))
+    # (header, folder, suffix): a cell is folder/<picture's stem><suffix>, or folder/<picture> for "".
+    columns = [("input (grey)", eval_rel / GREY / kind.folder, "")]
+    for name in names:
+        if name == GREY:
+            continue
+        folder = eval_rel / name / kind.folder
+        columns.append((name, folder, ""))
+        if confidence and any((reports_dir / folder).glob(f"*{CONFIDENCE_SUFFIX}")):
+            columns.append((f"{name} confidence", folder, CONFIDENCE_SUFFIX))
+    columns.append(("ground truth", eval_rel / GREY / kind.truth, ""))
     if not kind.keep_empty_columns:
-        folders = [(h, f) for h, f in folders if (reports_dir / f).is_dir()]
-        if not any(h not in ("input (grey)", "ground truth") for h, _ in folders):
+        columns = [c for c in columns if (reports_dir / c[1]).is_dir()]
+        if not any(h not in ("input (grey)", "ground truth") for h, _, _ in columns):
             return Gallery([], [], PHOTO_WIDTH, pixelated=False)
 
     present = {
         folder: {p.name for p in (reports_dir / folder).glob("*")
                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-        for _, folder in folders
+        for _, folder, _ in columns
     }
-    files = sorted(set().union(*present.values()), key=_image_order)
+    # One row per picture; a confidence map is a cell of its picture's row, not a row of its own.
+    pictures = {name for names in present.values() for name in names if not name.endswith(CONFIDENCE_SUFFIX)}
     rows = []
-    for file_name in files:
-        cells = [
-            (folder / file_name).as_posix() if file_name in present[folder] else None
-            for _, folder in folders
-        ]
+    for file_name in sorted(pictures, key=_image_order):
+        cells = []
+        for _, folder, suffix in columns:
+            wanted = f"{Path(file_name).stem}{suffix}" if suffix else file_name
+            cells.append((folder / wanted).as_posix() if wanted in present[folder] else None)
         rows.append((file_name, cells))
-        for (_, folder), cell in zip(folders, cells):
+        for (_, folder, suffix), cell in zip(columns, cells):
             if cell is None and warn:
-                log.warning("gallery: %s has no %s", reports_dir / folder, file_name)
+                log.warning("gallery: %s has no %s", reports_dir / folder,
+                            f"{Path(file_name).stem}{suffix}" if suffix else file_name)
+    headers = [header for header, _, _ in columns]
     if kind is PHOTOS:
-        return Gallery([header for header, _ in folders], rows, PHOTO_WIDTH, pixelated=False)
+        return Gallery(headers, rows, PHOTO_WIDTH, pixelated=False)
     first = next((c for _, cells in rows for c in cells if c), None)
     width = display_width(reports_dir / first, GALLERY_WIDTH) if first else GALLERY_WIDTH
-    return Gallery([header for header, _ in folders], rows, width)
+    return Gallery(headers, rows, width)

@@ -56,16 +56,80 @@ CAST_NOTE = (
 )
 
 
+# Models with a per-pixel confidence: its AUROC against the pixels they got wrong (evaluate).
+CONFIDENCE_COLUMNS = (Column("confidence_auroc", "conf. AUROC", 2, "max", True),)
+# The neutral-scene check (neutral@MODEL): the colour painted on grey textures and photos; the grey
+# baseline's 0 is not ranked.
+NEUTRAL_SCENE_COLUMNS = (
+    Column("neutral_scene_mean_chroma", "grey scenes C", 2, "min", ranks_baseline=False),
+    Column("neutral_scene_p99_chroma", "grey scenes C p99", 1, "min", ranks_baseline=False),
+)
+CONFIDENCE_NOTE = (
+    "conf. AUROC = how well the model's own per-pixel confidence finds the pixels it got wrong (ab error "
+    "above 10): the probability that a wrong pixel is less sure than a right one, 0.5 = chance, pooled over "
+    "the test pixels (bins and palette models; — for the others)."
+)
+NEUTRAL_SCENE_NOTE = (
+    "grey scenes C / C p99 = mean and 99th-percentile Lab chroma the model paints on inputs that have no "
+    "colour (seeded grey textures and the photos prepare dropped as grey: the neutral@MODEL stage), lowest best."
+)
+
+
+def _has(records: list[dict], columns: tuple[Column, ...]) -> bool:
+    return any(r.get(c.key) is not None for r in records for c in columns)
+
+
 def table_columns(records: list[dict]) -> tuple[Column, ...]:
-    """The league table's metric columns: COLUMNS, the colour cast, and the photos' colour cast
-    when some model was scored on evaluate.photos."""
-    photos = any(r.get(c.key) is not None for r in records for c in PHOTO_CAST_COLUMNS)
-    return (*COLUMNS, *CAST_COLUMNS, *(PHOTO_CAST_COLUMNS if photos else ()))
+    """The league table's metric columns: COLUMNS, the colour cast, the photos' colour cast when
+    some model was scored on evaluate.photos, the confidence AUROC when some model has one, and
+    the neutral-scene check when it ran."""
+    return (*COLUMNS, *CAST_COLUMNS, *(PHOTO_CAST_COLUMNS if _has(records, PHOTO_CAST_COLUMNS) else ()),
+            *(CONFIDENCE_COLUMNS if _has(records, CONFIDENCE_COLUMNS) else ()),
+            *(NEUTRAL_SCENE_COLUMNS if _has(records, NEUTRAL_SCENE_COLUMNS) else ()))
+
+
+def confidence_notes(records: list[dict]) -> list[str]:
+    """What the confidence and neutral-scene columns mean, for those shown."""
+    return [note for note, columns in ((CONFIDENCE_NOTE, CONFIDENCE_COLUMNS), (NEUTRAL_SCENE_NOTE, NEUTRAL_SCENE_COLUMNS))
+            if _has(records, columns)]
+
+
+def shrink_lines(records: list[dict]) -> list[str]:
+    """One sentence per model whose decoding shrinks unsure pixels' chroma: its PSNR against a
+    uniform desaturation of the same model to the same mean colourfulness, paired (evaluate)."""
+    lines = []
+    for r in records:
+        versus = r.get("shrink_vs_uniform_psnr")
+        if not versus:
+            continue
+        ci = versus["ci"]
+        interval = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]{' *' if versus['significant'] else ''}" if ci else ""
+        lines.append(f"{row_label(r['name'])}: its low-confidence shrink minus a uniform desaturation to the same "
+                     f"mean colourfulness (CF {r['colorfulness']:.2f}; factor {r['uniform_factor']:.3f}): PSNR "
+                     f"{versus['difference']:+.2f} dB{interval} ({r['psnr']:.2f} against {r['uniform_psnr']:.2f} dB; "
+                     "paired bootstrap over the test images, 95 % interval, * = significant).")
+    return lines
+
+
+def neutral_scene_rows(neutral: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """The neutral-scene check as a table: (headers, rows), one row per model checked (the
+    released model's too), mean and 99th-percentile chroma overall and the mean per kind of input."""
+    kinds = []
+    for found in neutral.values():
+        kinds += [k for k in found.get("kinds", {}) if k not in kinds]
+    headers = ["model", "images", "mean C", "p99 C", *(f"{k} mean C" for k in kinds)]
+    rows = []
+    for name, found in neutral.items():
+        per_kind = found.get("kinds", {})
+        rows.append([row_label(name), str(found.get("images", "—")), f"{found['mean_chroma']:.2f}",
+                     f"{found['p99_chroma']:.2f}",
+                     *(f"{per_kind[k]['mean_chroma']:.2f}" if k in per_kind else "—" for k in kinds)])
+    return headers, rows
 
 
 def cast_note(records: list[dict]) -> str:
     """What the colour-cast columns mean, when some model has them."""
-    return CAST_NOTE if any(r.get(c.key) is not None for r in records for c in CAST_COLUMNS) else ""
+    return CAST_NOTE if _has(records, CAST_COLUMNS) else ""
 
 
 DESCRIPTIVE_COLUMNS = ("model", "network", "representation", "params")
@@ -200,7 +264,21 @@ def _md(text: str) -> str:
     return text
 
 
-def render_markdown(records: list[dict], note: str = "", recommended: str | None = None) -> str:
+def render_neutral_markdown(records: list[dict], neutral: dict[str, dict] | None) -> list[str]:
+    """The confidence section of comparison.md: the shrink against uniform desaturation, and the
+    neutral-scene check of every model checked, the released model's included."""
+    lines = shrink_lines(records)
+    out = ["## When unsure, stay neutral", "", *(f"- {_md(line)}" for line in lines), *([""] if lines else [])]
+    if neutral:
+        headers, rows = neutral_scene_rows(neutral)
+        out += [NEUTRAL_SCENE_NOTE + " `released` is the model `chromalab colorize` uses by default.", "",
+                "| " + " | ".join(_md(h) for h in headers) + " |", "|:---|" + "---:|" * (len(headers) - 1)]
+        out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows] + [""]
+    return out if lines or neutral else []
+
+
+def render_markdown(records: list[dict], note: str = "", recommended: str | None = None,
+                    neutral: dict[str, dict] | None = None) -> str:
     best = best_per_column(records)
     columns = table_columns(records)
     header = [*DESCRIPTIVE_COLUMNS, *(c.title for c in columns)]
@@ -227,6 +305,8 @@ def render_markdown(records: list[dict], note: str = "", recommended: str | None
         lines += [judges_note(records), ""]
     if cast_note(records):
         lines += [cast_note(records), ""]
+    for extra in confidence_notes(records):
+        lines += [extra, ""]
     if note:
         lines += [note, ""]
-    return "\n".join(lines + render_versus(recommended, records))
+    return "\n".join(lines + render_versus(recommended, records) + render_neutral_markdown(records, neutral))

@@ -63,7 +63,7 @@ def resolve_checkpoint(model: str | None, root: Path) -> Path:
         return as_path
     ckpt = root / paths.MODELS / model / "best.pt"
     if not ckpt.is_file():
-        raise UserError(f"--model {model}: no checkpoint at {ckpt}; train it with `dvc repro train@{model}`")
+        raise UserError(f"--model {model}: no checkpoint at {paths.shown(ckpt)}; train it with `dvc repro train@{model}`")
     return ckpt
 
 
@@ -119,7 +119,7 @@ def load(model: str | None, size: int | None, device: str, root: Path | None = N
         working = cfg.get("working_size") or cfg["image_size"]
         name = cfg.get("model", ckpt.stem)
         info = {"model": ("released " if model is None else "") + name, "name": name,
-                "network": cfg["network"], "representation": cfg["representation"], "source": str(ckpt),
+                "network": cfg["network"], "representation": cfg["representation"], "source": paths.shown(ckpt),
                 "image_size": int(working)}
     if size is None and "image_size" not in info:
         size = config.PrepareParams().size

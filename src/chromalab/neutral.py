@@ -207,8 +207,9 @@ def measure(colorize, params: NeutralParams, prepared_dir=None, raw_dir=None) ->
     return {**_summary(*overall), "kinds": {kind: _summary(*stats) for kind, stats in kinds.items()}}
 
 
-def load_model(name: str, models_dir, working_size: int | None):
-    """The model to check (the grey baseline for `grey`) and the working size it colorizes at:
+def load_model(name: str, models_dir, working_size: int | None, checkpoint_path=None):
+    """The model to check (the grey baseline for `grey`; models_dir/NAME/best.pt, or
+    `checkpoint_path` when given: the released model's) and the working size it colorizes at:
     `working_size`, else the model's own (as `chromalab colorize`: the size it was chosen at)."""
     import torch
 
@@ -219,16 +220,18 @@ def load_model(name: str, models_dir, working_size: int | None):
     if name == GREY:
         model, size = GreyBaseline(), working_size or NeutralParams().size
     else:
-        model, config = checkpoint.load(Path(models_dir) / name / "best.pt")
+        model, config = checkpoint.load(checkpoint_path or Path(models_dir) / name / "best.pt")
         size = working_size or config.get("working_size") or config["image_size"]
     return FullResolution(model, int(size), torch.device("cpu"))
 
 
-def neutral(name: str, params: NeutralParams, models_dir, prepared_dir, raw_dir, out_dir) -> dict:
-    """The stage: measure model `name` on the neutral inputs into out_dir/metrics.json."""
+def neutral(name: str, params: NeutralParams, models_dir, prepared_dir, raw_dir, out_dir,
+            checkpoint_path=None) -> dict:
+    """The stage: measure model `name` (from checkpoint_path when given) on the neutral inputs into
+    out_dir/metrics.json."""
     import torch
 
-    colorize = load_model(name, models_dir, params.working_size)
+    colorize = load_model(name, models_dir, params.working_size, checkpoint_path)
     with torch.inference_mode():
         result = {"model": name, "working_size": colorize.size, **measure(colorize, params, prepared_dir, raw_dir)}
     out_dir = Path(out_dir)

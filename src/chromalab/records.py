@@ -28,10 +28,20 @@ METRICS = (
 # evaluation older than them; neutral_chroma None when no pixel of the set is neutral.
 CAST_METRICS = ("neutral_chroma", "neutral_fraction", "a_bias", "b_bias")
 PHOTO_CAST_METRICS = tuple(f"photos_{key}" for key in CAST_METRICS)
+# A model with a per-pixel confidence (bins, palette): its AUROC against the pixels it got wrong;
+# one that shrinks unsure pixels' chroma: the uniform desaturation of the same colourfulness
+# (evaluate.ConfidenceScorer). Absent for every other model.
+CONFIDENCE_METRICS = ("confidence_auroc", "uniform_factor", "uniform_psnr", "uniform_colorfulness")
+SHRINK_VERSUS = "shrink_vs_uniform_psnr"  # {difference, ci: [low, high] or None, significant}
+# The neutral-scene check (stage neutral@MODEL, reports/neutral/MODEL/metrics.json): its mean and
+# 99th-percentile chroma, merged into the model's record by `attach_neutral`.
+NEUTRAL_SCENE_METRICS = {"neutral_scene_mean_chroma": "mean_chroma", "neutral_scene_p99_chroma": "p99_chroma"}
+NEUTRAL_SUBDIR = "neutral"
 # None or absent when evaluate.judge is off (fd: also with fewer than two test images).
 OPTIONAL_METRICS = ("semantic_agreement", "fd", "label_top1", "label_top1_truth",
                     "semantic_agreement_mobilenetv2", "semantic_agreement_lite0", "fd_mobilenetv2", "fd_lite0",
-                    "label_top1_mobilenetv2", "label_top1_lite0", *CAST_METRICS, *PHOTO_CAST_METRICS)
+                    "label_top1_mobilenetv2", "label_top1_lite0", *CAST_METRICS, *PHOTO_CAST_METRICS,
+                    *CONFIDENCE_METRICS, *NEUTRAL_SCENE_METRICS)
 # per_image.csv columns that may hold an empty cell: an image without neutral pixels has no
 # neutral chroma (its neutral_pixels is 0, so it weighs nothing in the pooled value).
 MAY_BE_EMPTY = ("neutral_chroma",)
@@ -66,7 +76,49 @@ def read_metrics(path: Path) -> dict:
         data[key] = {"low": _number(path, ci, "low"), "high": _number(path, ci, "high")}
     if isinstance(data["images"], bool) or not isinstance(data["images"], int):
         raise UserError(f"{path}: images must be an integer, got {data['images']!r}")
+    if data.get(SHRINK_VERSUS) is not None:
+        data[SHRINK_VERSUS] = _paired(path, data[SHRINK_VERSUS])
     return data
+
+
+def _paired(path: Path, value) -> dict:
+    """A paired bootstrap result (uncertainty.paired) read back: difference, ci, significant."""
+    if not isinstance(value, dict) or "difference" not in value:
+        raise UserError(f"{path}: {SHRINK_VERSUS} must be an object with difference, ci and significant, got {value!r}")
+    ci = value.get("ci")
+    if ci is not None and (not isinstance(ci, list) or len(ci) != 2):
+        raise UserError(f"{path}: {SHRINK_VERSUS}.ci must be [low, high], got {ci!r}")
+    return {"difference": _number(path, value, "difference"),
+            "ci": None if ci is None else [_number(path, {"ci": v}, "ci") for v in ci],
+            "significant": bool(value.get("significant")) if ci is not None else None}
+
+
+def read_neutral(names: list[str], reports_dir: Path) -> dict[str, dict]:
+    """{name: reports/neutral/NAME/metrics.json} for the names whose neutral-scene check ran
+    (neutral.py writes them; read here so the report needs none of the model code)."""
+    found = {}
+    for name in names:
+        path = Path(reports_dir) / NEUTRAL_SUBDIR / name / "metrics.json"
+        if not path.is_file():
+            continue
+        data = read_json(path, missing="not found")
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        for key in ("mean_chroma", "p99_chroma"):
+            if key not in data:
+                raise UserError(f"{path}: missing key {key!r}; rerun the neutral stage")
+            data[key] = _number(path, data, key)
+        found[name] = data
+    return found
+
+
+def attach_neutral(records: list[dict], neutral: dict[str, dict]) -> None:
+    """Each record's neutral-scene mean and 99th-percentile chroma (NEUTRAL_SCENE_METRICS), from
+    read_neutral's results; left None where the check did not run."""
+    for record in records:
+        found = neutral.get(record["name"])
+        for key, source in NEUTRAL_SCENE_METRICS.items():
+            record[key] = found[source] if found else None
 
 
 def load_records(names: list[str], reports_dir: Path) -> list[dict]:
@@ -93,6 +145,11 @@ def metrics_summary(records: list[dict], recommended: str | None) -> dict:
                 entry[key] = round(r[key], 4)
             if r.get(f"{key}_ci"):
                 entry[f"{key}_ci"] = {side: round(v, 4) for side, v in r[f"{key}_ci"].items()}
+        if r.get(SHRINK_VERSUS):
+            versus = r[SHRINK_VERSUS]
+            entry[SHRINK_VERSUS] = {"difference": round(versus["difference"], 4),
+                                    "ci": versus["ci"] and [round(v, 4) for v in versus["ci"]],
+                                    "significant": versus["significant"]}
         summary[r["name"]] = entry
     return {**summary, RECOMMENDED: recommended}
 

@@ -1,17 +1,19 @@
 """The report stage: gather every model's evaluation into what a user opens, reads and trusts.
 
 Reads reports/eval/NAME/ (metrics.json, auc_curve.csv, gallery/*.png; grey/truth/*.png; and, when
-the evaluate stage colorized full-size photos, photos/*.png with grey/photos_truth/*.png) for each
-model in league order followed by the grey baseline, reports/train/NAME/history.csv, each model's
-run.json and the prepared data's summary, and writes under reports/:
+the evaluate stage colorized full-size photos, photos/*.png with grey/photos_truth/*.png; for a
+model with a confidence, reliability.csv and gallery/*.confidence.png) for each model in league
+order followed by the grey baseline, reports/neutral/NAME/metrics.json (the neutral-scene check,
+the released model's too), reports/train/NAME/history.csv, each model's run.json and the prepared
+data's summary, and writes under reports/:
 
 - metrics.json: {name: {metric: number, metric_ci: {low, high}}} plus "recommended": the `dvc
   metrics` file;
 - comparison.md: the league table, best value per column in bold, 95 % intervals, and whether the
   recommended model's lead over each other model is significant (paired bootstrap, compare.py);
 - index.html: a self-contained page (report_page.py): the table, lineage, galleries, curves;
-- curves/: the training and error-CDF plots (SVG) and their data in long form (CSV, one row per
-  model and step) for `dvc plots show/diff`, which dvc.yaml declares;
+- curves/: the training, error-CDF and reliability plots (SVG) and their data in long form (CSV,
+  one row per model and step) for `dvc plots show/diff`, which dvc.yaml declares;
 - hero.png: a few test pictures as grey input | recommended model | ground truth (README's picture);
 - gallery.png: the same test pictures as grey input | every model | ground truth, in one picture;
 - speed_quality.svg, beside them but not a DVC output nor tracked by git: the full-resolution
@@ -32,12 +34,12 @@ from pathlib import Path
 
 from chromalab import atomic, paths, speed_quality
 from chromalab.champion import link_runs, register_recommended
-from chromalab.config import GREY
+from chromalab.config import GREY, RELEASED
 from chromalab.errors import UserError
 from chromalab.gallery import PHOTOS, TEST_IMAGES, collect_gallery, display_width
 from chromalab.league_table import render_markdown
 from chromalab.recommend import RECOMMENDED, recommendation_note, recommended_model
-from chromalab.records import EVAL_SUBDIR, load_records, metrics_summary, read_per_image
+from chromalab.records import EVAL_SUBDIR, attach_neutral, load_records, metrics_summary, read_neutral, read_per_image
 from chromalab.report_page import Report, render_html
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ CURVES_DIR = "curves"  # reports/curves/: SVG plots for the page, long-form CSVs
 TRAINING_CSV = "training.csv"
 ERROR_CDF_CSV = "error_cdf.csv"
 ERROR_CDF_SVG = "error_cdf.svg"
+RELIABILITY_CSV = "reliability.csv"
+RELIABILITY_SVG = "reliability.svg"
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -97,7 +101,7 @@ def _hero_rows(names: list[str], recommended: str | None, reports_dir: Path, cou
     if recommended is None:
         return [], []
     for kind in (PHOTOS, TEST_IMAGES):
-        gallery = collect_gallery([recommended, GREY], reports_dir, kind, warn=False)
+        gallery = collect_gallery([recommended, GREY], reports_dir, kind, warn=False, confidence=False)
         if not gallery.rows or len(gallery.headers) != 3:
             continue
         rows = [[reports_dir / c for c in cells] for _, cells in gallery.rows if all(cells)][:count]
@@ -122,6 +126,10 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
     if RECOMMENDED in names:
         raise UserError(f"league: {RECOMMENDED!r} is reserved in reports/metrics.json; rename that model")
     records = load_records(names, reports_dir)
+    neutral = read_neutral([*names, RELEASED], reports_dir)
+    attach_neutral(records, neutral)
+    reliability = collect_series([r["name"] for r in records if r.get("confidence_measure")],
+                                 reports_dir / EVAL_SUBDIR, RELIABILITY_CSV, "reliability plot")
     histories = collect_series([n for n in names if n != GREY], reports_dir / "train", "history.csv",
                                "training curves")
     cdfs = collect_series(names, reports_dir / EVAL_SUBDIR, "auc_curve.csv", "error CDF")
@@ -143,8 +151,9 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
         error_cdf_plot=f"{CURVES_DIR}/{ERROR_CDF_SVG}" if cdfs else None,
         hero="hero.png", lineage=lineage if all_params is not None else None,
         speed_quality=speed_quality.FILE if speed_quality.scored_photos(records) else None,
+        reliability_plot=f"{CURVES_DIR}/{RELIABILITY_SVG}" if reliability else None, neutral=neutral,
     )
-    _write(report, names, reports_dir, histories, cdfs, params.hero_images)
+    _write(report, names, reports_dir, histories, cdfs, params.hero_images, reliability)
     log.info("report: %d models (%s), %d gallery images, recommended %s -> %s",
              len(records), ", ".join(names), len(report.gallery.rows), recommended, reports_dir)
     return metrics_summary(records, recommended)
@@ -175,7 +184,8 @@ def _palette(reports_dir: Path) -> tuple[str, int] | None:
     return (palette.name, display_width(palette, PALETTE_WIDTH)) if palette.is_file() else None
 
 
-def _write(report: Report, names: list[str], reports_dir: Path, histories: dict, cdfs: dict, hero_images: int) -> None:
+def _write(report: Report, names: list[str], reports_dir: Path, histories: dict, cdfs: dict, hero_images: int,
+           reliability: dict) -> None:
     """Render every output, then write them: a failure while rendering leaves the old report
     untouched, and each file is replaced atomically."""
     from chromalab import figures
@@ -186,13 +196,18 @@ def _write(report: Report, names: list[str], reports_dir: Path, histories: dict,
     if cdfs:
         curves[ERROR_CDF_SVG] = figures.error_cdf_figure(
             {name: figures.columns(rows) for name, rows in cdfs.items()}, GREY)
+    if reliability:
+        measures = {r["name"]: r["confidence_measure"] for r in report.records if r.get("confidence_measure")}
+        curves[RELIABILITY_CSV] = long_csv(reliability).encode()
+        curves[RELIABILITY_SVG] = figures.reliability_figure(
+            {name: figures.columns(rows) for name, rows in reliability.items()}, measures)
     nothing = "no gallery pictures to show (evaluate.gallery is 0?)"
     hero_rows, hero_headers = _hero_rows(names, report.recommended, reports_dir, hero_images)
     hero = figures.hero_image(hero_rows, hero_headers) if hero_rows else figures.placeholder_png(nothing)
     league_rows = [[reports_dir / c for c in cells] for _, cells in report.gallery.rows if all(cells)][:hero_images]
     league_png = figures.hero_image(league_rows, report.gallery.headers) if league_rows else figures.placeholder_png(nothing)
     metrics = metrics_summary(report.records, report.recommended)
-    markdown = render_markdown(report.records, report.recommendation, report.recommended)
+    markdown = render_markdown(report.records, report.recommendation, report.recommended, report.neutral)
     page = render_html(report)
 
     with atomic.atomic_path(reports_dir / CURVES_DIR, is_dir=True) as tmp:

@@ -16,8 +16,9 @@ from urllib.parse import quote
 from chromalab.config import GREY
 from chromalab.gallery import Gallery
 from chromalab.league_table import (
-    BEST_NOTE, DESCRIPTIVE_COLUMNS, best_per_column, cast_note, format_count, format_interval, format_value,
-    images_note, judges_note, or_dash, row_label, table_columns, versus_keys,
+    BEST_NOTE, DESCRIPTIVE_COLUMNS, NEUTRAL_SCENE_NOTE, best_per_column, cast_note,
+    confidence_notes, format_count, format_interval, format_value, images_note, judges_note, neutral_scene_rows,
+    or_dash, row_label, shrink_lines, table_columns, versus_keys,
 )
 
 @dataclasses.dataclass
@@ -36,6 +37,8 @@ class Report:
     hero: str
     lineage: object | None  # lineage.Lineage, None when build_report is given no params
     speed_quality: str | None = None  # the side picture's path, when the photos were scored
+    reliability_plot: str | None = None  # curves/reliability.svg, when some model has a confidence
+    neutral: dict = dataclasses.field(default_factory=dict)  # {name: neutral-scene metrics}, `released` too
 
 
 TITLE = "chromalab — model comparison"
@@ -232,6 +235,42 @@ def _curves(report: Report) -> list[str]:
     return out
 
 
+def _confidence(report: Report) -> list[str]:
+    """When unsure, stay neutral: each confident model's AUROC, its shrink against uniform
+    desaturation, the reliability plot, and the neutral-scene check of every model checked."""
+    confident = [r for r in report.records if r.get("confidence_measure")]
+    out = []
+    if confident:
+        out += ['<p class="note">Each model\'s per-pixel confidence (its own measure) as a detector of the test '
+                "pixels it got wrong (ab error above 10): AUROC pooled over the pixels, 95 % interval over the test "
+                "images (0.5 = chance).</p>", '<table class="versus"><thead><tr><th>model</th>'
+                "<th>measure</th><th>AUROC</th></tr></thead><tbody>"]
+        for r in confident:
+            ci = r.get("confidence_auroc_ci")
+            value = "—" if r.get("confidence_auroc") is None else f"{r['confidence_auroc']:.3f}"
+            interval = f" <small>[{ci['low']:.3f}, {ci['high']:.3f}]</small>" if ci else ""
+            out.append(f"<tr><td>{_e(row_label(r['name']))}</td><td>{_e(r['confidence_measure'])}</td>"
+                       f'<td class="num">{value}{interval}</td></tr>')
+        out.append("</tbody></table>")
+        out += [f'<p class="note">{_e(line)}</p>' for line in shrink_lines(report.records)]
+    if report.reliability_plot:
+        out += [f'<img src="{_src(report.reliability_plot)}" alt="reliability of each model\'s confidence">',
+                '<p class="note">Left: in each confidence bin, the share of the test pixels the model got right '
+                "(ab error at most 10) against their mean confidence; the dotted diagonal is where the confidence "
+                "would be that probability (what the radius measure at r = 10 means to be; entropy and spread "
+                "only rank). Right: how the pixels spread over the bins.</p>"]
+    if report.neutral:
+        headers, rows = neutral_scene_rows(report.neutral)
+        out += [f'<p class="note">{_e(NEUTRAL_SCENE_NOTE)} <code>released</code> is the model '
+                "<code>chromalab colorize</code> uses by default.</p>",
+                '<table class="versus"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in headers)
+                + "</tr></thead><tbody>"]
+        out += ["<tr>" + f"<td>{_e(row[0])}</td>" + "".join(f'<td class="num">{_e(c)}</td>' for c in row[1:]) + "</tr>"
+                for row in rows]
+        out.append("</tbody></table>")
+    return out
+
+
 def render_html(report: Report) -> str:
     records = report.records
     out = [
@@ -243,7 +282,8 @@ def render_html(report: Report) -> str:
         "</head><body>",
         f"<h1>{_e(TITLE)}</h1>",
         '<nav><a href="#league">league</a><a href="#lineage">lineage</a><a href="#gallery">gallery</a>'
-        '<a href="#curves">curves</a><a href="#palette">palette</a></nav>',
+        + ('<a href="#confidence">confidence</a>' if _confidence(report) else "")
+        + '<a href="#curves">curves</a><a href="#palette">palette</a></nav>',
         f'<p><strong>{_e(report.recommendation)}</strong> Colorize with it: '
         "<code>chromalab colorize --model recommended PHOTOS…</code>.</p>",
         f'<img class="hero" src="{_src(report.hero)}" alt="grey input, the recommended model and the truth">',
@@ -252,14 +292,19 @@ def render_html(report: Report) -> str:
         f'<p class="note">{_e(BEST_NOTE)} {_e(images_note(records))} Click a column header to sort.</p>',
         *([f'<p class="note">{_e(judges_note(records))}</p>'] if judges_note(records) else []),
         *([f'<p class="note">{_e(cast_note(records))}</p>'] if cast_note(records) else []),
+        *[f'<p class="note">{_e(note)}</p>' for note in confidence_notes(records)],
         *_versus(records, report.recommended),
         '<h2 id="lineage">Lineage: what produced these numbers</h2>',
         *_lineage(report),
         '<h2 id="gallery">Gallery</h2>',
         '<p class="note">Each row is one test image: the grey input, each model\'s colouring '
-        "(league order), and the ground truth.</p>",
+        "(league order), and the ground truth; beside a model with a per-pixel confidence, its "
+        "confidence map (bright = sure).</p>",
         *_gallery(report.gallery, "No gallery pictures (evaluate.gallery is 0?)."),
     ]
+    confidence = _confidence(report)
+    if confidence:
+        out += ['<h2 id="confidence">When unsure, stay neutral</h2>', *confidence]
     if report.photos.rows:
         out += [
             "<h2>Photos at full resolution</h2>",

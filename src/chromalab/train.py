@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from chromalab import atomic, checkpoint, distributed, resume, timings, tracking
+from chromalab import atomic, checkpoint, distributed, resume, shrink_choice, timings, tracking
 from chromalab.augment import augment, augmentation_table
 from chromalab.colorizer import Colorizer, batch_loss, build_colorizer, check_names, count_parameters
 from chromalab.config import ModelParams, TrainParams, as_dict
@@ -352,6 +352,9 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
                 snapshot(epoch + 1, 0, (0.0, 0))
             distributed.barrier(world)
         if world.is_main:
+            if params.shrink_gammas:  # the low-confidence shrink, chosen on val for the best checkpoint
+                state.best = shrink_choice.choose_on_val(setup.out_dir / "best.pt", params, setup.val_loader,
+                                                         setup.device, setup.cache["val"]) or state.best
             _finish(name, setup.out_dir, state, track, seconds0 + time.perf_counter() - started)
     except BaseException:
         if world.is_main:

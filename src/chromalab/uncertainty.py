@@ -8,12 +8,16 @@ statistics, recomputed on each resample as sum(count * per-image mean) / sum(cou
 drawn images (a resample whose images hold no neutral pixel has no neutral chroma: it is left out
 of that interval). Seeded: the same images and seed give the same intervals. The paired
 test scores both models on the same resamples, so what varies between images (easy and hard
-photos) cancels and only the models' difference is left.
+photos) cancels and only the models' difference is left. The confidence AUROC is pooled over
+pixels too: each resample sums the drawn images' confidence histograms of wrong and right pixels
+(confidence.histograms) and takes the AUROC of the sums.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from chromalab.confidence import auroc_from_histograms
 
 DRAWS = 1000
 LEVEL = 0.95
@@ -41,6 +45,8 @@ def needs(name: str) -> tuple[str, ...]:
         return ("colorfulness", "colorfulness_gt")
     if name in ("auc", "auc_rebalanced"):
         return ("error_hist" if name == "auc" else "error_hist_rebalanced",)
+    if name == "confidence_auroc":
+        return ("confidence_wrong_hist", "confidence_right_hist")
     return (name,)
 
 
@@ -79,6 +85,9 @@ def statistic(name: str, per_image: dict, weights: np.ndarray) -> np.ndarray:
         hist = np.asarray(per_image["error_hist" if name == "auc" else "error_hist_rebalanced"], np.float64)
         pooled = weights @ hist  # (draws, bins); the last bin is the overflow, at no threshold
         return (np.cumsum(pooled, axis=1)[:, :-1] / pooled.sum(axis=1, keepdims=True)).mean(axis=1)
+    if name == "confidence_auroc":  # the AUROC of the pooled histograms (NaN: no wrong or no right pixel)
+        wrong, right = (np.asarray(per_image[k], np.float64) for k in needs(name))
+        return auroc_from_histograms(weights @ wrong, weights @ right)
     raise KeyError(f"no bootstrap statistic {name!r}")
 
 
