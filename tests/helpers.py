@@ -285,3 +285,13 @@ def float64_colorize(colorizer, size: int, rgb: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # out-of-gamut colours are clipped, as intended
         return np.clip(np.rint(skcolor.lab2rgb(lab) * 255.0), 0, 255).astype(np.uint8)
+
+
+def load_benchmark(name: str):
+    """benchmarks/NAME.py imported as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

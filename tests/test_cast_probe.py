@@ -1,23 +1,17 @@
 """benchmarks/cast_probe.py: the measurement that found the warm cast's cause, on a small bins
 model trained for real."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import train_tiny
+from helpers import load_benchmark, train_tiny
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cast_probe.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("cast_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("cast_probe")
 
 
 def test_the_probe_scores_every_decoding_and_the_palettes_prior(tmp_path, prepared_dir, palette_dir, mlflow_uri):

@@ -1,22 +1,16 @@
 """benchmarks/colour_tradeoff.py: the val-split analysis of a finished run (flip, ensemble, blends,
 the energy bound), on two small models trained for real."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-from helpers import train_tiny
+from helpers import load_benchmark, train_tiny
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "colour_tradeoff.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("colour_tradeoff", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("colour_tradeoff")
 
 
 @pytest.fixture

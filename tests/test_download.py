@@ -17,7 +17,7 @@ from chromalab.data.manifest import COLUMNS, read_manifest, sha256_file
 from chromalab.download import download
 from chromalab.errors import UserError
 
-SCRIPT = Path("/work/main/pipeline/download.py")
+SCRIPT = Path(__file__).resolve().parents[1] / "pipeline" / "download.py"
 
 
 def save(path: Path, array: np.ndarray) -> Path:

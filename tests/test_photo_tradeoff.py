@@ -1,9 +1,7 @@
 """benchmarks/photo_tradeoff.py: the photo profile's docs from a finished run, on a small run made
 for real (a bins model and the grey baseline, trained, evaluated and reported)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,17 +11,13 @@ from chromalab.report import build_report
 
 from PIL import Image
 
-from helpers import real_photos, train_tiny
+from helpers import load_benchmark, real_photos, train_tiny
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_tradeoff.py"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("photo_tradeoff", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("photo_tradeoff")
 
 
 def test_the_docs_hold_the_table_the_bars_and_the_curve(tmp_path, prepared_dir, palette_dir, monkeypatch):

@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 from urllib.parse import quote
 
+from chromalab import paths
 from chromalab.config import GREY
 from chromalab.gallery import Gallery
 from chromalab.league_table import (
@@ -194,6 +195,8 @@ def _lineage(report: Report) -> list[str]:
     out.append("</table>")
 
     uri = lin.tracking_uri
+    if uri and uri.startswith("sqlite:///"):  # the store's file relative to the repository, where the UI runs
+        uri = "sqlite:///" + paths.shown(uri[len("sqlite:///"):])
     if uri:
         out.append(f'<p class="note">MLflow runs: start the UI with <code>mlflow ui --backend-store-uri '
                    f"{_e(uri)}</code> (from the repository, with its .venv), then follow a run's link.</p>")
