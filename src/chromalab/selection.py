@@ -106,7 +106,9 @@ class DecodingScores:
         cast = metrics.pooled_colour_cast({k: np.concatenate([c[k] for c in self.casts]) for k in self.casts[0]})
         return {"val_psnr": float(np.mean(self.psnr)),
                 "val_delta_colorfulness": float(abs(np.mean(self.cf) - np.mean(self.cf_gt))),
-                "val_neutral_chroma": _nan_if_none(cast["neutral_chroma"])}
+                "val_neutral_chroma": _nan_if_none(cast["neutral_chroma"]),
+                "val_colorfulness": float(np.mean(self.cf)), "val_colorfulness_gt": float(np.mean(self.cf_gt)),
+                "images": len(self.psnr)}
 
 
 def decodings(temperatures: list, prior_corrections: list | None, representation) -> list[tuple[float, float]]:

@@ -12,6 +12,7 @@ grid on the best checkpoint and writes the choice into it.
 from __future__ import annotations
 
 import itertools
+import math
 import logging
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from chromalab import checkpoint, color, metrics
 from chromalab.confidence import DEFAULT_MEASURE, MEASURES, WRONG_ABOVE, auroc
 from chromalab.config import TrainParams
 from chromalab.feature_cache import extra_inputs
-from chromalab.selection import choose
+from chromalab.selection import DecodingScores, choose
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAUL
     measures = tuple(measures)
     grid = [(measures[0], 0.0, 1.0)]  # the reference: no shrink
     grid += [(m, float(g), float(t)) for m, g, t in itertools.product(measures, gammas, thresholds) if g > 0]
-    sums = {point: {"psnr": 0.0, "colorfulness": 0.0, "colorfulness_gt": 0.0, "chroma": 0.0, "pixels": 0, "images": 0,
-                    "casts": []} for point in grid}
+    # PSNR, colourfulness and neutral chroma scored as the temperature sweep scores them; the mean
+    # chroma of the decoded ab is this grid's own.
+    scores = {point: DecodingScores(neutral_threshold) for point in grid}
+    chroma = {point: [0.0, 0] for point in grid}
     saved = _knobs(rep)
     try:
         with torch.no_grad():
@@ -75,28 +78,25 @@ def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAUL
                 for point in grid:
                     _set(rep, {"confidence_measure": point[0], "shrink_gamma": point[1], "shrink_threshold": point[2]})
                     pred = colorizer.decode(out, L).float().cpu().numpy()
-                    s = sums[point]
-                    for l, p, truth, cf_t in zip(L_np, pred, truths, cf_truth):
-                        rgb = color.lab_planes_to_rgb_uint8(l, p)
-                        s["psnr"] += metrics.psnr(rgb, truth)
-                        s["colorfulness"] += metrics.colorfulness(rgb)
-                        s["colorfulness_gt"] += cf_t
-                        s["images"] += 1
-                    s["chroma"] += float(np.hypot(pred[:, 0], pred[:, 1]).sum())
-                    s["pixels"] += pred[:, 0].size
-                    s["casts"].append(metrics.colour_cast(pred, ab_np, neutral_threshold))
+                    scores[point].update(L_np, pred, ab_np, truths, cf_truth)
+                    chroma[point][0] += float(np.hypot(pred[:, 0], pred[:, 1]).sum())
+                    chroma[point][1] += pred[:, 0].size
     finally:
         _set(rep, saved)
     rows = []
-    for (m, g, t), s in sums.items():
-        n = max(s["images"], 1)
-        cf, cf_gt = s["colorfulness"] / n, s["colorfulness_gt"] / n
-        cast = (metrics.pooled_colour_cast({k: np.concatenate([c[k] for c in s["casts"]]) for k in s["casts"][0]})
-                if s["casts"] else {"neutral_chroma": None})
-        rows.append({"measure": m, "gamma": g, "threshold": t, "psnr": s["psnr"] / n, "colorfulness": cf,
-                     "colorfulness_gt": cf_gt, "delta_colorfulness": abs(cf - cf_gt),
-                     "mean_chroma": s["chroma"] / max(s["pixels"], 1), "neutral_chroma": cast["neutral_chroma"],
-                     "images": s["images"]})
+    for (m, g, t), acc in scores.items():
+        if not acc.psnr:  # no val images
+            rows.append({"measure": m, "gamma": g, "threshold": t, "psnr": 0.0, "colorfulness": 0.0,
+                         "colorfulness_gt": 0.0, "delta_colorfulness": 0.0, "mean_chroma": 0.0,
+                         "neutral_chroma": None, "images": 0})
+            continue
+        r = acc.result()
+        neutral = None if math.isnan(r["val_neutral_chroma"]) else r["val_neutral_chroma"]
+        rows.append({"measure": m, "gamma": g, "threshold": t, "psnr": r["val_psnr"],
+                     "colorfulness": r["val_colorfulness"], "colorfulness_gt": r["val_colorfulness_gt"],
+                     "delta_colorfulness": r["val_delta_colorfulness"],
+                     "mean_chroma": chroma[(m, g, t)][0] / max(chroma[(m, g, t)][1], 1), "neutral_chroma": neutral,
+                     "images": r["images"]})
     return rows
 
 
