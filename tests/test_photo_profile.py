@@ -41,11 +41,12 @@ def test_two_archives_make_two_datasets_with_the_scenes_own_crops(tmp_path):
     assert config.dataset_names(data.path) == ["imagenet-sample-800", "intel-scenes-150"]
     prepare = config.section(params, "prepare")
     scenes = prepare.for_source("intel-scenes-150")
-    assert (prepare.crops_per_image, scenes.crops_per_image) == (8, 1)
+    assert (prepare.crops_per_image, scenes.crops_per_image) == (16, 1)
     assert scenes.val_fraction == scenes.test_fraction == 0.03 and prepare.val_fraction == 0.1
     for name in config.league(params):  # every model's train section validates, with its own epochs
         config.train_params_for(params, name)
         config.model_params(params, name)
+    assert params["models"]["lite_bins"]["network_args"]["encoder"] == "tf_efficientnet_lite2"
     train = config.section(params, "train")
     assert (train.max_delta_colorfulness, train.max_neutral_chroma) == (3.0, 6.0)
     assert train.prior_corrections == [0, 0.1, 0.2, 0.3, 0.5] and train.shrink_gammas == [0.5, 1, 2]
