@@ -37,6 +37,7 @@ exp: setup
 # `make repro` first so the no-op `dvc repro` time can be measured).
 bench: setup
 	$(RUN) python benchmarks/bench.py
+	$(RUN) python benchmarks/video_bench.py
 
 # On a CUDA machine: trains lite_bins for 300 steps with AMP and channels_last, checks that the loss
 # falls and that the first steps match a CPU float32 run, runs the train stage's code for one epoch

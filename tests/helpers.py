@@ -88,6 +88,7 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 16},
     "evaluate": {"gallery": 3},
     "neutral": {"count": 2, "size": 64},
+    "video": {"clip_width": 96, "clip_height": 64, "clip_frames": 6},
     "report": {"max_delta_colorfulness": 5},
 }
 

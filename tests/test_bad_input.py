@@ -279,7 +279,7 @@ def test_colorize_refuses_a_checkpoint_carrying_a_malicious_pickle_without_runni
         evil.write_bytes(pickle.dumps(payload, protocol=2))
     _rgb().save(album / "in" / "a.jpg")
     assert colorize(album, album / "in" / "a.jpg", model=evil) == 2
-    one_error(capsys.readouterr().err, evil, "not a loadable chromalab checkpoint")
+    one_error(capsys.readouterr().err, evil, "not a chromalab checkpoint: expected a .pt file written by the train stage")
     assert not marker.exists()
     assert not (album / "out" / "a.png").exists()
     # The payload is live: an unrestricted unpickling runs it (so the check above can fail).
@@ -311,7 +311,7 @@ def test_colorize_refuses_a_truncated_checkpoint(album, capsys):
     cut.write_bytes(data[: len(data) // 2])
     _rgb().save(album / "in" / "a.jpg")
     assert colorize(album, album / "in" / "a.jpg", model=cut) == 2
-    one_error(capsys.readouterr().err, cut, "not a loadable chromalab checkpoint")
+    one_error(capsys.readouterr().err, cut, "not a chromalab checkpoint: expected a .pt file written by the train stage")
 
 
 # --- the stage scripts in a workspace ----------------------------------------------------------
@@ -511,6 +511,6 @@ def test_the_evaluate_stage_refuses_a_tampered_checkpoint_without_running_it(wor
     model_dir = workspace / "data/models/unet"
     model_dir.mkdir(parents=True)
     torch.save({"format": checkpoint.FORMAT, "hook": _Payload(marker)}, model_dir / "best.pt")
-    fails(stage(workspace, "evaluate", "unet"), "data/models/unet/best.pt", "not a loadable chromalab checkpoint")
+    fails(stage(workspace, "evaluate", "unet"), "data/models/unet/best.pt", "not a chromalab checkpoint: expected a .pt file written by the train stage")
     assert not marker.exists()
     assert not (workspace / "reports/eval/unet").exists()

@@ -46,14 +46,16 @@ def _subparsers(parser):
 
 def test_every_command_and_option_has_help():
     parser = cli.build_parser()
-    assert set(_subparsers(parser)) == {"colorize", "models", "info", "release", "relog", "export", "compare"}
+    assert set(_subparsers(parser)) == {"colorize", "models", "info", "release", "relog", "export", "compare",
+                                          "video-score"}
     for name, sub in [("chromalab", parser), *_subparsers(parser).items()]:
         assert sub.description, name
         for action in sub._actions:
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
 
 
-@pytest.mark.parametrize("command", [[], ["colorize"], ["models"], ["info"], ["release"], ["relog"], ["export"]])
+@pytest.mark.parametrize("command", [[], ["colorize"], ["models"], ["info"], ["release"], ["relog"], ["export"],
+                                     ["video-score"]])
 def test_help_prints_and_exits_0(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*command, "--help"])
@@ -62,7 +64,8 @@ def test_help_prints_and_exits_0(command, capsys):
     assert out.startswith("usage: chromalab") and "--quiet" in out and "--debug" in out
     if command == ["colorize"]:
         for option in ("--out", "--model", "--size", "--device", "--suffix", "--overwrite", "--compare",
-                       "models:/chromalab@champion", "Exit code"):
+                       "models:/chromalab@champion", "Exit code", "--frames", "--fps", "--no-stabilise",
+                       "--strength", "--cut-fraction", "--crf", ".mkv"):
             assert option in out
 
 

@@ -264,3 +264,23 @@ def test_no_shrink_paints_the_model_without_its_shrink(repo, capsys):
     chroma = {name: np.hypot(*color.rgb_to_lab(rgb)[..., 1:].transpose(2, 0, 1)).mean() for name, rgb in images.items()}
     assert chroma["shrunk"] < chroma["plain"]
     assert (images["shrunk_off"] == images["plain"]).all()
+
+
+@pytest.mark.parametrize("device, words", [("tpu", "--device tpu: expected auto, cpu, cuda or cuda:N"),
+                                           ("cuda:x", "--device cuda:x: expected auto, cpu, cuda or cuda:N")])
+def test_an_unknown_device_is_a_usage_error_naming_the_flag(repo, capsys, device, words):
+    src = _photo(repo / "p.png", "RGB", (40, 30))
+    assert cli.main(["colorize", str(src), "--device", device, "--out", str(repo / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {words}"]
+    assert not (repo / "out").exists()
+
+
+def test_cuda_without_a_cuda_device_names_the_flag_not_a_param(repo, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    src = _photo(repo / "p.png", "RGB", (40, 30))
+    assert cli.main(["colorize", str(src), "--device", "cuda", "--out", str(repo / "out")]) == 2
+    assert capsys.readouterr().err.strip() == "error: --device cuda: this machine has no CUDA device (use auto or cpu)"

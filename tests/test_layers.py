@@ -124,6 +124,7 @@ LAYERS = (
                            "chromalab.league_table chromalab.gallery chromalab.champion chromalab.report_page "
                            "chromalab.figures chromalab.lineage chromalab.compare chromalab.speed_quality "
                            "chromalab.neutral chromalab.per_dataset"),
+    ("films", "chromalab.video"),
     ("serving", "chromalab.model_choice chromalab.release chromalab.relog chromalab.export chromalab.cli"),
 )
 

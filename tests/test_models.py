@@ -265,7 +265,7 @@ def test_checkpoint_of_garbage_bytes_is_a_user_error_naming_the_file(tmp_path):
     with pytest.raises(UserError) as err:
         checkpoint.load(path)
     assert str(path) in str(err.value)
-    assert "not a loadable chromalab checkpoint" in str(err.value)
+    assert "not a chromalab checkpoint: expected a .pt file written by the train stage" in str(err.value)
 
 
 def test_truncated_checkpoint_is_a_user_error_naming_the_file(tmp_path):

@@ -84,8 +84,12 @@ def test_auto_device_is_cpu_without_cuda_and_cuda_without_one_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     assert select_device("auto").type == "cpu"
-    with pytest.raises(UserError, match="train.device"):
+    with pytest.raises(UserError, match="train.device cuda: this machine has no CUDA device"):
         select_device("cuda")
+    with pytest.raises(UserError, match=r"--device tpu: expected auto, cpu, cuda or cuda:N"):
+        select_device("tpu", "--device")
+    with pytest.raises(UserError, match=r"train.device cuda:x: expected"):
+        select_device("cuda:x")
 
 
 def test_augmentation_moves_pixels_with_their_colours_and_depends_only_on_seed_and_epoch():

@@ -45,9 +45,12 @@ def read(path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a tampered or foreign file: say what, never unpickle it
-        raise UserError(f"{path}: not a loadable chromalab checkpoint ({first_line(err)})") from None
+        raise UserError(f"{path}: not a chromalab checkpoint: expected a .pt file written by the train stage "
+                        f"or `chromalab release` (torch.load says: {first_line(err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"{path}: not a chromalab checkpoint (format {payload.get('format') if isinstance(payload, dict) else None!r})")
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise UserError(f"{path}: not a chromalab checkpoint: expected a .pt file written by the train stage "
+                        f"or `chromalab release` (its format is {found!r}, not {FORMAT!r})")
     return payload
 
 

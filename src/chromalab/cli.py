@@ -15,6 +15,7 @@ from pathlib import Path
 from chromalab import logs
 from chromalab.atomic import read_json
 from chromalab.errors import EXIT_USER_ERROR, UserError, first_line
+from chromalab.video import VIDEO_EXTENSIONS
 
 EXIT_FAILED = 1  # colorize: some file failed; any command: an unexpected error
 
@@ -24,6 +25,8 @@ examples:
   chromalab colorize photo.jpg --model recommended      the model this workspace's report recommends
   chromalab colorize album/ 'scans/**/*.tif' -o out/ --model unet --compare
   chromalab colorize photo.jpg --model models:/chromalab@champion
+  chromalab colorize film.mp4                           colour that holds still, audio kept: colored/film.mp4
+  chromalab video-score colored/film.mp4 --original colour_film.mp4   temporal error, flicker, PSNR
   chromalab models                                      the league and its last test scores
   chromalab info unet                                   what data/models/unet/best.pt is
   chromalab release lite_bins --out released/           pack a trained model with its model card
@@ -36,7 +39,8 @@ Run inside the pipeline's folder (the one with dvc.yaml), or below it.
 COLORIZE_EPILOG = """\
 Each input becomes OUT/<stem><suffix>.png at the input's own size: the model predicts the colours
 (ab) at its working size and they are laid over the photo's full-resolution lightness, so detail
-stays sharp. Exit code: 0 when every file was colorized or skipped, 1 when some file failed (each
+stays sharp. A film is colorized frame by frame the same way, its colour carried along the motion
+between frames (reset at scene cuts), into OUT/<stem><suffix> with its audio (docs/video.md). Exit code: 0 when every file was colorized or skipped, 1 when some file failed (each
 failure is one `error:` line; the other files are still done), 2 for a usage error such as an
 unknown model.
 """
@@ -51,15 +55,35 @@ def _say(args, message: str) -> None:
 # --- colorize --------------------------------------------------------------------------------
 
 
+def _split_films(args) -> tuple[list[Path], list[str]]:
+    """The inputs that are films (a video file; a folder with --frames) and the rest (photos)."""
+    from chromalab.video.container import is_video_file
+
+    films, photos = [], []
+    for item in args.inputs:
+        path = Path(item)
+        is_film = (args.frames and path.is_dir()) or (is_video_file(path) and (path.exists() or not GLOB_CHARS & set(item)))
+        (films.append(path) if is_film else photos.append(item))
+    return films, photos
+
+
+GLOB_CHARS = set("*?[")
+
+
 def _colorize(args) -> int:
     from chromalab import colorize, model_choice
     from chromalab.colorizer import describe_shrink, disable_shrink
     from chromalab.images import IMAGE_EXTENSIONS
 
     log = logging.getLogger("chromalab.cli")
-    files, unmatched = colorize.find_inputs(args.inputs)
-    if not files:  # one line for it all, not one per input and then a summary
-        raise UserError(f"{', '.join(args.inputs)}: no image files found (looked for {' '.join(IMAGE_EXTENSIONS)})")
+    films, photo_inputs = _split_films(args)
+    files, unmatched = colorize.find_inputs(photo_inputs) if photo_inputs else ([], [])
+    if not files and not films:  # one line for it all, not one per input and then a summary
+        raise UserError(f"{', '.join(args.inputs)}: no image or video files found (looked for "
+                        f"{' '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)}; a folder of frames needs --frames)")
+    if films and (args.compare or args.confidence):
+        raise UserError(f"{'--compare' if args.compare else '--confidence'}: for photos only, and {films[0]} is a film")
+    stabilise = _stabilise_params(args)
     for item, reason in unmatched:
         print(f"error: {item}: {reason}", file=sys.stderr)
     if args.size is not None and args.size < 8:
@@ -77,19 +101,82 @@ def _colorize(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"--out {args.out}: cannot create it ({err.strerror})") from None
-    outcome = colorize.colorize_files(runner, files, args.out, suffix=args.suffix, overwrite=args.overwrite,
-                                      compare=args.compare, progress=not args.quiet, confidence=args.confidence)
-    for path, reason in outcome.failed:
-        print(f"error: {reason}" if str(path) in reason else f"error: {path}: {reason}", file=sys.stderr)
-    failed = len(outcome.failed) + len(unmatched)
-    parts = [f"colorized {len(outcome.written)} of {len(files)} photo(s) into {args.out}"
-             + (f", {len(outcome.maps)} confidence map(s) beside them" if args.confidence else "")]
-    if outcome.skipped:
-        parts.append(f"{len(outcome.skipped)} skipped: output exists (--overwrite to redo)")
+    parts, failed = [], len(unmatched)
+    if files:
+        outcome = colorize.colorize_files(runner, files, args.out, suffix=args.suffix, overwrite=args.overwrite,
+                                          compare=args.compare, progress=not args.quiet, confidence=args.confidence)
+        for path, reason in outcome.failed:
+            print(f"error: {reason}" if str(path) in reason else f"error: {path}: {reason}", file=sys.stderr)
+        failed += len(outcome.failed)
+        parts.append(f"colorized {len(outcome.written)} of {len(files)} photo(s) into {args.out}"
+                     + (f", {len(outcome.maps)} confidence map(s) beside them" if args.confidence else ""))
+        if outcome.skipped:
+            parts.append(f"{len(outcome.skipped)} skipped: output exists (--overwrite to redo)")
+    if films:
+        film_parts, film_failed = _colorize_films(args, runner, films, stabilise)
+        parts += film_parts
+        failed += film_failed
     if failed:
         parts.append(f"{failed} failed")
     _say(args, "; ".join(parts))
     return EXIT_FAILED if failed else 0
+
+
+def _stabilise_params(args):
+    """--strength and --cut-fraction over params.yaml's video defaults; None with --no-stabilise."""
+    import dataclasses
+    from fractions import Fraction
+
+    from chromalab.config import VideoParams
+
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise UserError(f"--fps {args.fps}: must be above 0 and at most 1000")
+    args.fps = Fraction(args.fps or 24).limit_denominator(1001)
+    if args.crf is not None and not 0 <= args.crf <= 51:
+        raise UserError(f"--crf {args.crf}: must be 0 (lossless) to 51 (smallest)")
+    if args.no_stabilise:
+        return None
+    params = VideoParams()
+    if args.strength is not None:
+        if not 0 <= args.strength < 1:
+            raise UserError(f"--strength {args.strength}: must be at least 0 and below 1 (0: each frame on its own)")
+        params = dataclasses.replace(params, strength=args.strength)
+    if args.cut_fraction is not None:
+        if not 0 < args.cut_fraction <= 1:
+            raise UserError(f"--cut-fraction {args.cut_fraction}: must be above 0 and at most 1")
+        params = dataclasses.replace(params, cut_fraction=args.cut_fraction)
+    return params
+
+
+def _colorize_films(args, runner, films, stabilise) -> tuple[list[str], int]:
+    """Each film into OUT (film.output_path); one that fails is an `error:` line, the others go on."""
+    from chromalab.video import container, film
+
+    written, skipped, failed, frames, seconds = 0, 0, 0, 0, 0.0
+    for source in films:
+        target = film.output_path(source, args.out, args.suffix)
+        if target.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            outcome = film.colorize_film(runner, source, target, stabilise, fps=args.fps,
+                                         crf=container.DEFAULT_CRF if args.crf is None else args.crf,
+                                         progress=not args.quiet)
+        except UserError as err:
+            print(f"error: {err}" if str(source) in str(err) else f"error: {source}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        written += 1
+        frames += outcome.frames
+        seconds += outcome.seconds
+        cuts = f", cuts at frame {', '.join(map(str, outcome.cuts))}" if outcome.cuts else ""
+        _say(args, f"{target}: {outcome.frames} frames at {outcome.fps:.1f} fps{cuts}"
+                   + (", audio copied" if outcome.has_audio else ""))
+    parts = [f"colorized {written} of {len(films)} film(s) into {args.out}"
+             + (f" ({frames} frames, {frames / seconds:.1f} fps)" if seconds else "")]
+    if skipped:
+        parts.append(f"{skipped} film(s) skipped: output exists (--overwrite to redo)")
+    return parts, failed
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -238,6 +325,32 @@ def _relog(args) -> int:
     return 0
 
 
+# --- video-score -----------------------------------------------------------------------------
+
+
+def _video_score(args) -> int:
+    from chromalab.atomic import write_json
+    from chromalab.video.score import score_films
+
+    summary = score_films(args.film, args.original).summary()
+    summary = {"film": str(args.film), "original": None if args.original is None else str(args.original), **summary}
+    if args.json is not None:
+        write_json(args.json, summary)
+    lines = [f"{args.film}: {summary['frames']} frames"
+             + (f", cuts at frame {', '.join(map(str, summary['cuts']))}" if summary["cuts"] else ", no cut"),
+             f"  warped temporal error (ab)  {summary['warp_error']:.3f}" if summary["warp_error"] is not None else
+             "  warped temporal error (ab)  n/a (no two frames in one shot)",
+             f"  flicker (mean ab change)    {summary['flicker']:.3f}" if summary["flicker"] is not None else
+             "  flicker (mean ab change)    n/a (no two frames in one shot)"]
+    if args.original is not None:
+        lines += [f"  original's temporal error   {summary['truth_warp_error']:.3f}" if summary["truth_warp_error"]
+                  is not None else "  original's temporal error   n/a",
+                  f"  PSNR against the original   {summary['psnr']:.2f} dB (mean over frames)",
+                  f"  ΔCF against the original    {summary['delta_colorfulness']:+.1f} (mean over frames)"]
+    _say(args, "\n".join(lines))
+    return 0
+
+
 # --- the parser ------------------------------------------------------------------------------
 
 
@@ -270,8 +383,8 @@ def _command(sub, name: str, run, help: str, description: str, **kwargs) -> argp
 
 
 def _colorize_parser(sub) -> None:
-    c = _command(sub, "colorize", _colorize, "colorize photos at full resolution",
-                 "Colorize image files, folders (searched recursively) and glob patterns.",
+    c = _command(sub, "colorize", _colorize, "colorize photos and films at full resolution",
+                 "Colorize image files, folders (searched recursively), glob patterns and films.",
                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COLORIZE_EPILOG)
     c.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="an image file, a folder, or a glob pattern (quote it to let chromalab expand **)")
@@ -301,6 +414,20 @@ def _colorize_parser(sub) -> None:
     c.add_argument("--no-shrink", action="store_true",
                    help="paint the model's colours without its low-confidence shrink towards neutral "
                         "(representation_args.shrink_gamma), for this run")
+    films = c.add_argument_group("films", "a video file (" + " ".join(VIDEO_EXTENSIONS) + ") becomes OUT/<stem>"
+                                 "<suffix> of the same kind, with its frame rate, size, timestamps and audio")
+    films.add_argument("--frames", action="store_true",
+                       help="treat each folder input as a film's frames in name order (-> OUT/<folder>.mp4)")
+    films.add_argument("--fps", type=float, metavar="N", help="the frame rate of a folder of frames (default: 24)")
+    films.add_argument("--no-stabilise", action="store_true",
+                       help="colorize each frame on its own (default: colour carried along the motion, reset at cuts)")
+    films.add_argument("--strength", type=float, metavar="F",
+                       help="how much colour is carried from frame to frame, 0 to below 1 (default: 0.8, about "
+                            "five frames, as params.yaml's video.strength)")
+    films.add_argument("--cut-fraction", type=float, metavar="F",
+                       help="the share of pixels the motion does not explain that makes a scene cut (default: 0.5)")
+    films.add_argument("--crf", type=int, metavar="N",
+                       help="H.264 quality, 0 (lossless) to 51 (smallest) (default: 18, about visually lossless)")
 
 
 def _other_parsers(sub) -> None:
@@ -333,6 +460,15 @@ def _other_parsers(sub) -> None:
     relog.add_argument("model", metavar="MODEL", help="a league name (data/models/MODEL/best.pt)")
     _export_parser(sub)
     _compare_parser(sub)
+    score = _command(sub, "video-score", _video_score, "how steady a colorized film is, and how true",
+                     "Score a colorized film: the warped temporal error of ab between consecutive frames (flow on "
+                     "its own lightness, DIS; pairs across a scene cut left out), the flicker of the mean ab over "
+                     "the pixels that stay put once the motion is followed, and with --original each frame's "
+                     "PSNR and colourfulness difference against the colour original (same frames and size). "
+                     "docs/video.md explains each figure.")
+    score.add_argument("film", type=Path, metavar="FILM", help="the colorized film")
+    score.add_argument("--original", type=Path, metavar="FILM", help="the colour original, frame for frame")
+    score.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
 
 
 def _compare_parser(sub) -> None:

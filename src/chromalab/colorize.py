@@ -303,7 +303,7 @@ class _InThisThread:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int):
+def torch_threads(n: int):
     """torch's intra-op threads set to n for a while, then back."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -361,7 +361,7 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
 
     decoded: dict[int, Future] = {}
     pending: deque = deque()
-    with _torch_threads(max(1, torch.get_num_threads() - 1)), \
+    with torch_threads(max(1, torch.get_num_threads() - 1)), \
             ThreadPoolExecutor(max_workers=prefetch) if prefetch > 0 else _InThisThread() as pool:
 
         def ahead(i: int) -> None:

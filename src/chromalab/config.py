@@ -313,6 +313,32 @@ class NeutralParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class VideoParams:
+    """video: the stabiliser's knobs (video/stabilise.py; `colorize`'s film options default to
+    them) and the made test clip the `video` stage measures them on (video/clip.py)."""
+
+    strength: float = 0.8  # 0: each frame on its own; towards 1: colour carried longer along the motion
+    tolerance: float = 6.0  # L units of change the motion leaves unexplained that still let colour be carried
+    cut_lightness: float = 12.0  # L units: a pixel this far from its motion-compensated past is new
+    cut_fraction: float = 0.5  # this share of new pixels makes a cut: nothing carried across it
+    clip_width: int = 320  # the made clip: a pan and zoom over one photo, a cut, a pan over another
+    clip_height: int = 240
+    clip_fps: int = 24
+    clip_frames: int = 36  # frames before the cut (two thirds as many after it)
+
+    def check(self, key: str) -> None:
+        if not 0 <= self.strength < 1:
+            raise UserError(f"{key}.strength: must be at least 0 and below 1, got {self.strength}")
+        _above_zero(key, "tolerance", self.tolerance)
+        _above_zero(key, "cut_lightness", self.cut_lightness)
+        _between(key, "cut_fraction", self.cut_fraction, 0.01, 1)
+        _at_least(key, "clip_width", self.clip_width, 32)
+        _at_least(key, "clip_height", self.clip_height, 32)
+        _at_least(key, "clip_fps", self.clip_fps, 1)
+        _at_least(key, "clip_frames", self.clip_frames, 3)
+
+
+@dataclasses.dataclass(frozen=True)
 class ReportParams:
     """report: which model the report recommends, and where MLflow registers it."""
 
@@ -336,6 +362,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainParams,
     "evaluate": EvaluateParams,
     "neutral": NeutralParams,
+    "video": VideoParams,
     "report": ReportParams,
 }
 TOP_LEVEL_KEYS = set(SECTIONS) | {"league", "models"}

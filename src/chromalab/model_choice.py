@@ -105,7 +105,7 @@ def load(model: str | None, size: int | None, device: str, root: Path | None = N
     the user), name (the model's own name), network, representation, source (its checkpoint file or
     MLflow URI) and image_size (its working size: the size it was chosen at on val, when known)."""
     root = root or paths.repo_root()
-    dev = select_device(device)
+    dev = select_device(device, "--device")
     if model and is_mlflow_uri(model):
         colorizer, info = _load_mlflow(model, dev)
     else:

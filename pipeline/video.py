@@ -1,0 +1,26 @@
+"""DVC stage `video`: the film stabiliser measured on a made clip with the released model, against
+per-frame colorization (video/check.py) -> reports/video/metrics.json and strip.jpg."""
+
+from chromalab import config
+from chromalab.errors import exit_on_user_error
+from chromalab.logs import setup_stage
+
+
+@exit_on_user_error
+def main():
+    setup_stage()
+    params = config.section(config.load_params(), "video")
+    import torch
+
+    from chromalab import checkpoint
+    from chromalab.colorize import FullResolution
+    from chromalab.release import read_release
+    from chromalab.video.check import video_check
+
+    path, _ = read_release()  # the released model, its sha256 checked, as `chromalab colorize` loads it
+    colorizer, cfg = checkpoint.load(path, device=torch.device("cpu"))
+    video_check(params, FullResolution(colorizer, int(cfg.get("working_size") or cfg["image_size"]), torch.device("cpu")))
+
+
+if __name__ == "__main__":
+    main()
