@@ -32,14 +32,16 @@ def test_the_committed_lock_matches_the_code_and_params():
 def test_the_check_sees_a_changed_file(tmp_path):
     import shutil
     import subprocess
+    import sys
 
     for item in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", "pipeline", "src"):
         source = REPO / item
         shutil.copytree(source, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__")) if source.is_dir() \
             else shutil.copy(source, tmp_path / item)
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text("[core]\n    analytics = false\n")
+    dvc = Path(sys.executable).parent / "dvc"
+    subprocess.run([str(dvc), "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(dvc), "config", "core.analytics", "false"], cwd=tmp_path, check=True)
     before = stale_dependencies(tmp_path)
     with open(tmp_path / "src/chromalab/paths.py", "a") as f:
         f.write("\n# a change\n")
