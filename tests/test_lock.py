@@ -19,7 +19,7 @@ def stale_dependencies(root: Path) -> dict[str, list[str]]:
             for dep in stage.deps:
                 if isinstance(dep, ParamsDependency) or str(dep.def_path).startswith(("src/", "pipeline/")):
                     for path, change in (dep.status() or {}).items():
-                        stale.setdefault(stage.addressing, []).append(f"{path} {change}")
+                        stale.setdefault(stage.name, []).append(f"{path} {change}")
     return stale
 
 
@@ -45,9 +45,17 @@ def test_the_check_sees_a_changed_file(tmp_path):
     before = stale_dependencies(tmp_path)
     with open(tmp_path / "src/chromalab/paths.py", "a") as f:
         f.write("\n# a change\n")
-    params = (tmp_path / "params.yaml").read_text().replace("  clip_fps: 24", "  clip_fps: 25")
+    params = (tmp_path / "params.yaml").read_text().replace("  count: 8 ", "  count: 9 ")
     (tmp_path / "params.yaml").write_text(params)
     after = stale_dependencies(tmp_path)
     assert "src/chromalab/paths.py modified" in after["download"] and "src/chromalab/paths.py modified" \
         not in before.get("download", [])
-    assert any("params.yaml" in d for d in after["video"]) and not any("params.yaml" in d for d in before.get("video", []))
+    assert any("params.yaml" in d for d in after["neutral_released"])
+    assert not any("params.yaml" in d for d in before.get("neutral_released", []))
+
+
+def test_bytecode_caches_do_not_count_as_code():
+    """src/chromalab/models/__pycache__ embeds each file's mtime: counted, a fresh clone's code
+    would differ from every lock."""
+    ignored = (REPO / ".dvcignore").read_text().split()
+    assert "__pycache__/" in ignored
