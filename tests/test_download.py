@@ -13,7 +13,8 @@ from skimage import data as skdata
 from chromalab import download as download_module
 from chromalab.config import DataParams
 from chromalab.data import sources
-from chromalab.data.manifest import COLUMNS, read_manifest, sha256_file
+from chromalab.data.manifest import COLUMNS, read_manifest
+from chromalab.digest import sha256_file
 from chromalab.download import download
 from chromalab.errors import UserError
 

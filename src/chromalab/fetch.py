@@ -29,7 +29,7 @@ from urllib.error import HTTPError, URLError
 
 from tqdm import tqdm
 
-from chromalab.data.manifest import sha256_file
+from chromalab.digest import sha256_file
 from chromalab.errors import UserError
 
 log = logging.getLogger(__name__)

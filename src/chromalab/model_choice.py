@@ -74,7 +74,7 @@ def _load_logged_checkpoint(uri: str) -> torch.nn.Module:
     import tempfile
 
     from chromalab import tracking
-    from chromalab.data.manifest import sha256_file
+    from chromalab.digest import sha256_file
 
     with tempfile.TemporaryDirectory() as tmp:
         path, expected = tracking.checkpoint_of(uri, Path(tmp))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from chromalab import atomic, checkpoint, paths, timings
 from chromalab.errors import UserError
-from chromalab.models.packaged import sha256_of
+from chromalab.digest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def read_release(folder: Path = PACKAGED_RELEASE) -> tuple[Path, dict]:
         raise UserError(f"{manifest}: malformed ({err!r})") from None
     if not path.is_file():
         raise UserError(f"{path}: the released model is missing")
-    found = sha256_of(path)
+    found = sha256_file(path)
     if found != expected:
         raise UserError(f"{path}: sha256 {found}, but {manifest} pins {expected}; the file is damaged or replaced")
     return path, info
@@ -98,7 +98,7 @@ def data_sources(data: dict, root: Path) -> list[dict]:
         path = Path(raw).expanduser()
         absolute = path if path.is_absolute() else root / path
         found.append({"dataset": dataset_name(raw), "path": Path(os.path.relpath(absolute.resolve(), root.resolve())).as_posix(),
-                      "sha256": sha256_of(absolute) if absolute.is_file() else None})
+                      "sha256": sha256_file(absolute) if absolute.is_file() else None})
     return found
 
 
@@ -176,7 +176,7 @@ def release(name: str, out_dir: Path, command: str, root: Path | None = None) ->
     target = out_dir / f"{name}.pt"
     checkpoint.save(target, colorizer, cfg, omit_packaged=True)
     omitted = checkpoint.read(target).get("omitted", [])
-    info = {"model": name, "file": target.name, "sha256": sha256_of(target), "bytes": target.stat().st_size,
+    info = {"model": name, "file": target.name, "sha256": sha256_file(target), "bytes": target.stat().st_size,
             "working_size": int(cfg.get("working_size") or cfg["image_size"]), "omitted": omitted,
             "train_seconds": timings.read(source.parent).get("train_seconds")}
     commit = vcs.head(root)[0]

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from chromalab import atomic, vcs
-from chromalab.data.manifest import sha256_file
+from chromalab.digest import sha256_file
 from chromalab.errors import UserError, first_line
 from chromalab.paths import repo_root
 

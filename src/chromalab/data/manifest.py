@@ -13,7 +13,6 @@ Columns:
 """
 
 import csv
-import hashlib
 import io
 from pathlib import Path
 
@@ -24,14 +23,6 @@ COLUMNS = ["path", "source_id", "label", "width", "height", "sha256", "split", "
 OPTIONAL_COLUMNS = ("dataset",)  # manifests written before it existed read as one dataset
 INT_COLUMNS = ("width", "height")
 
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        # Chunked, so a large photo is never read into memory at once.
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def to_csv(rows, columns) -> str:

