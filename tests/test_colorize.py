@@ -284,3 +284,19 @@ def test_cuda_without_a_cuda_device_names_the_flag_not_a_param(repo, capsys):
     src = _photo(repo / "p.png", "RGB", (40, 30))
     assert cli.main(["colorize", str(src), "--device", "cuda", "--out", str(repo / "out")]) == 2
     assert capsys.readouterr().err.strip() == "error: --device cuda: this machine has no CUDA device (use auto or cpu)"
+
+
+@pytest.mark.parametrize("fmt, pil_format", [("jpg", "JPEG"), ("webp", "WEBP")])
+def test_format_writes_a_lossy_file_of_that_kind_at_the_photos_size(repo, fmt, pil_format):
+    src = _photo(repo / "p.png", "L", (90, 60))
+    assert cli.main(["-q", "colorize", str(src), "--format", fmt, "--quality", "80", "--out", str(repo / "out"),
+                     "--model", "recommended"]) == 0
+    out = Image.open(repo / "out" / f"p.{fmt}")
+    assert out.format == pil_format and out.size == (90, 60)
+    assert not (repo / "out" / "p.png").exists()
+
+
+def test_quality_out_of_range_is_a_usage_error(repo, capsys):
+    src = _photo(repo / "p.png", "RGB", (40, 30))
+    assert cli.main(["colorize", str(src), "--format", "jpg", "--quality", "0", "--out", str(repo / "out")]) == 2
+    assert capsys.readouterr().err.strip() == "error: --quality 0: must be 1 to 100"

@@ -88,6 +88,8 @@ def _colorize(args) -> int:
         print(f"error: {item}: {reason}", file=sys.stderr)
     if args.size is not None and args.size < 8:
         raise UserError(f"--size {args.size}: must be at least 8 px")
+    if not 1 <= args.quality <= 100:
+        raise UserError(f"--quality {args.quality}: must be 1 to 100")
     runner, info = model_choice.load(args.model, args.size, args.device)
     if args.confidence and not getattr(runner.colorizer, "has_confidence", False):
         raise UserError(f"--confidence: {info['model']} ({info['network']} -> {info['representation']}) gives no "
@@ -104,7 +106,8 @@ def _colorize(args) -> int:
     parts, failed = [], len(unmatched)
     if files:
         outcome = colorize.colorize_files(runner, files, args.out, suffix=args.suffix, overwrite=args.overwrite,
-                                          compare=args.compare, progress=not args.quiet, confidence=args.confidence)
+                                          compare=args.compare, progress=not args.quiet, confidence=args.confidence,
+                                          image_format=args.format, quality=args.quality)
         for path, reason in outcome.failed:
             print(f"error: {reason}" if str(path) in reason else f"error: {path}: {reason}", file=sys.stderr)
         failed += len(outcome.failed)
@@ -411,6 +414,11 @@ def _colorize_parser(sub) -> None:
                    help="also write OUT/<stem><suffix>.confidence.png beside each output: the model's per-pixel "
                         "confidence at the photo's size, 8-bit greyscale, bright = sure (bins and palette models "
                         "only; any other model is a usage error, exit code 2, nothing written)")
+    c.add_argument("--format", choices=("png", "jpg", "webp"), default="png",
+                   help="the photos' file format: png (lossless, the default), jpg or webp (lossy, at --quality; "
+                        "smaller and faster to write: docs/benchmarks.md)")
+    c.add_argument("--quality", type=int, default=92, metavar="N",
+                   help="jpg and webp quality, 1 to 100 (default: 92); jpg keeps full-resolution colour")
     c.add_argument("--no-shrink", action="store_true",
                    help="paint the model's colours without its low-confidence shrink towards neutral "
                         "(representation_args.shrink_gamma), for this run")

@@ -30,7 +30,7 @@ import torch
 
 from chromalab import color, lab_rows
 from chromalab.errors import UserError
-from chromalab.images import is_image_file, load_rgb, save_png
+from chromalab.images import is_image_file, load_rgb, save_image, save_png
 
 # zlib level of the colorized PNGs. Level 6 (PIL's default) took 0.375 s per megapixel here, more
 # than everything else together; level 1 took 0.103 s for files 12 % larger (Set14 photos at 1 MP).
@@ -269,8 +269,8 @@ class Outcome:
     maps: list[Path] = dataclasses.field(default_factory=list)  # confidence maps written (--confidence)
 
 
-def output_path(path: Path, out_dir: Path, suffix: str = "") -> Path:
-    return out_dir / f"{path.stem}{suffix}.png"
+def output_path(path: Path, out_dir: Path, suffix: str = "", image_format: str = "png") -> Path:
+    return out_dir / f"{path.stem}{suffix}.{image_format}"
 
 
 def confidence_path(output: Path) -> Path:
@@ -315,7 +315,8 @@ def torch_threads(n: int):
 
 def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, suffix: str = "",
                    overwrite: bool = False, compare: bool = False, progress: bool = True,
-                   prefetch: int = 2, confidence: bool = False) -> Outcome:
+                   prefetch: int = 2, confidence: bool = False, image_format: str = "png",
+                   quality: int = 92) -> Outcome:
     """Colorize each file into out_dir/<stem><suffix>.png (with --compare, the input and the output
     side by side); existing outputs are kept unless `overwrite`. A file that fails is recorded and
     the others are still done. With `confidence`, the model's confidence map goes beside each
@@ -325,7 +326,8 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
     `prefetch` photos are decoded ahead, and the outputs encoded, in as many threads beside the
     colorizing (PIL and zlib release the GIL), so a folder costs about its compute time; at most
     `prefetch` outputs wait to be written; 0: each photo decoded, colorized and written in turn.
-    The files written and the outcome are the same either way.
+    The files written and the outcome are the same either way. `image_format` png (lossless, the
+    default), jpg or webp (at `quality`); confidence maps are always PNG.
 
     The colorizing runs with one torch thread fewer than torch is set to (at least one), leaving a
     core to the decoding and encoding: torch's threads otherwise wait at every operation for one
@@ -336,7 +338,7 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
 
     outcome, claimed, jobs = Outcome(), {}, []
     for path in files:
-        target = output_path(path, out_dir, suffix)
+        target = output_path(path, out_dir, suffix, image_format)
         wanted = [target, confidence_path(target)] if confidence else [target]
         taken = next((t for t in wanted if t in claimed), None)
         if taken is not None:
@@ -350,7 +352,10 @@ def colorize_files(colorize: FullResolution, files: list[Path], out_dir: Path, s
             jobs.append((path, target, todo))
 
     def write(target: Path, image: np.ndarray) -> Path:
-        save_png(target, image, OUTPUT_PNG_LEVEL)
+        if target.suffix == ".png":
+            save_png(target, image, OUTPUT_PNG_LEVEL)
+        else:
+            save_image(target, image, target.suffix[1:], quality)
         return target
 
     def finish(path: Path, target: Path, future: Future, written: list) -> None:

@@ -70,6 +70,19 @@ def load_rgb(path) -> np.ndarray:
         raise UserError(f"{path}: not a readable image ({str(err).replace(str(path), path.name)})") from None
 
 
+def save_image(path, rgb: np.ndarray, image_format: str = "png", quality: int = 92, compress_level: int = 6) -> None:
+    """Write uint8 RGB atomically as PNG (lossless, zlib level `compress_level`), JPEG (full-
+    resolution colour: no chroma subsampling, the colour being the point) or WebP, at `quality`."""
+    from chromalab.atomic import atomic_path
+
+    if image_format == "png":
+        save_png(path, rgb, compress_level)
+        return
+    options = {"jpg": dict(format="JPEG", quality=quality, subsampling=0), "webp": dict(format="WEBP", quality=quality)}
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, **options[image_format])
+
+
 def save_png(path, rgb: np.ndarray, compress_level: int = 6) -> None:
     """Write uint8 RGB as PNG atomically (a killed run never leaves half a picture); zlib level
     0-9, PIL's default 6."""
