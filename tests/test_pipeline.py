@@ -40,6 +40,7 @@ def test_dvc_repro_runs_every_stage_and_writes_the_declared_outputs(pipeline):
     assert (root / "reports/video/strip.jpg").is_file() and (root / "data/video/stabilised.mp4").is_file()
     html = (root / "reports/index.html").read_text()
     assert "unet" in html and "eval/unet/gallery/00.png" in html
+    assert 'id="films"' in html and "video/strip.jpg" in html  # the video stage's figures in the report
     assert (root / "reports/train/unet/history.csv").read_text().count("\n") == 3
     assert (root / "reports/hero.png").is_file() and (root / "reports/curves/training_unet.svg").is_file()
 

@@ -110,6 +110,14 @@ def _hero_rows(names: list[str], recommended: str | None, reports_dir: Path, cou
     return [], []
 
 
+def _video(reports_dir: Path) -> dict | None:
+    """The video stage's figures (video/metrics.json), when that stage ran."""
+    import json
+
+    path = reports_dir / "video" / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_params: dict | None = None) -> dict:
     """Read every model's evaluation, decide the recommended model, register it, and write the report.
 
@@ -152,6 +160,7 @@ def build_report(names: list[str], reports_dir=paths.REPORTS, params=None, all_p
         hero="hero.png", lineage=lineage if all_params is not None else None,
         speed_quality=speed_quality.FILE if speed_quality.scored_photos(records) else None,
         reliability_plot=f"{CURVES_DIR}/{RELIABILITY_SVG}" if reliability else None, neutral=neutral,
+        video=_video(reports_dir),
     )
     _write(report, names, reports_dir, histories, cdfs, params.hero_images, reliability)
     log.info("report: %d models (%s), %d gallery images, recommended %s -> %s",

@@ -40,6 +40,7 @@ class Report:
     speed_quality: str | None = None  # the side picture's path, when the photos were scored
     reliability_plot: str | None = None  # curves/reliability.svg, when some model has a confidence
     neutral: dict = dataclasses.field(default_factory=dict)  # {name: neutral-scene metrics}, `released` too
+    video: dict | None = None  # the video stage's reports/video/metrics.json, when it ran
 
 
 TITLE = "chromalab — model comparison"
@@ -274,6 +275,27 @@ def _confidence(report: Report) -> list[str]:
     return out
 
 
+def _films(video: dict) -> list[str]:
+    """The video stage's figures: the released model on the made clip, per frame and stabilised."""
+    rows = [("warped temporal error (ab)", "warp_error", 3), ("flicker (mean ab change)", "flicker", 3),
+            ("PSNR (dB)", "psnr", 2), ("ΔCF", "delta_colorfulness", 1)]
+    out = ['<p class="note">The released model on the made clip (a pan over a real photo, a cut at frame '
+           f'{video["cut_at"]}, a pan over another; {video["frames"]} frames), each frame on its own and with the '
+           f'stabiliser (<code>chromalab colorize film.mp4</code>\'s default). The stabiliser cuts the temporal '
+           f'error by {100 * video["warp_error_cut"]:.0f} % at a PSNR cost of {video["psnr_cost"]:+.2f} dB; cuts '
+           f'found at {", ".join(map(str, video["cuts_found"])) or "none"}; colour carried across the cut: '
+           f'{video["carried_across_cut"]:g}. The original\'s own temporal error: '
+           f'{video["original_warp_error"]:.3f}.</p>',
+           '<table class="versus"><thead><tr><th></th><th>per frame</th><th>stabilised</th></tr></thead><tbody>']
+    out += [f'<tr><td>{_e(label)}</td><td class="num">{video["per_frame"][key]:.{d}f}</td>'
+            f'<td class="num">{video["stabilised"][key]:.{d}f}</td></tr>' for label, key, d in rows]
+    out += ["</tbody></table>", f'<img class="speed" src="{_src("video/strip.jpg")}" alt="grey, per frame, '
+            'stabilised and original frames of the made clip">',
+            '<p class="note">Rows: grey input, per frame, stabilised, original; columns: the first frame, '
+            "mid-shot, the last before the cut, the first after it, the last.</p>"]
+    return out
+
+
 def render_html(report: Report) -> str:
     records = report.records
     out = [
@@ -286,6 +308,7 @@ def render_html(report: Report) -> str:
         f"<h1>{_e(TITLE)}</h1>",
         '<nav><a href="#league">league</a><a href="#lineage">lineage</a><a href="#gallery">gallery</a>'
         + ('<a href="#confidence">confidence</a>' if _confidence(report) else "")
+        + ('<a href="#films">films</a>' if report.video else "")
         + '<a href="#curves">curves</a><a href="#palette">palette</a></nav>',
         f'<p><strong>{_e(report.recommendation)}</strong> Colorize with it: '
         "<code>chromalab colorize --model recommended PHOTOS…</code>.</p>",
@@ -325,6 +348,8 @@ def render_html(report: Report) -> str:
             "stages did not run (a fresh clone of the reports). Controlled speed figures: "
             "<code>make bench</code>.</p>",
         ]
+    if report.video:
+        out += ['<h2 id="films">Films</h2>', *_films(report.video)]
     out += ['<h2 id="curves">Curves</h2>', *_curves(report), '<h2 id="palette">Palette</h2>']
     if report.palette:
         path, width = report.palette
