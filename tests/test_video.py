@@ -120,7 +120,7 @@ def test_video_score_reads_a_film_and_its_original(made, tmp_path, capsys):
     figures = json.loads(report.read_text())
     assert figures["frames"] == container.probe(colour).frames and figures["cuts"] == [cut]
     assert figures["warp_error"] < 0.1  # a grey film holds its (no) colour perfectly still
-    assert figures["truth_warp_error"] > figures["warp_error"] and figures["delta_colorfulness"] < -10
+    assert figures["truth_warp_error"] > figures["warp_error"] and figures["delta_colorfulness"] > 10
 
 
 def test_a_folder_of_frames_becomes_a_film_at_the_given_rate(tmp_path, capsys):

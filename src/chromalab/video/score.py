@@ -73,7 +73,8 @@ class FilmScorer:
             if truth.shape != rgb.shape:
                 raise ValueError(f"frame {self.score.frames}: original {truth.shape} and colorized {rgb.shape} differ")
             self.score.psnr.append(metrics.psnr(rgb, truth))
-            self.score.delta_colorfulness.append(metrics.colorfulness(rgb) - metrics.colorfulness(truth))
+            # As evaluate's ΔCF: the original's colourfulness minus the film's (> 0: less colourful).
+            self.score.delta_colorfulness.append(metrics.colorfulness(truth) - metrics.colorfulness(rgb))
         lab = color.rgb_to_lab(_small(rgb, self.size)).astype(np.float32)
         true_ab = None if truth is None else color.rgb_to_lab(_small(truth, self.size))[..., 1:].astype(np.float32)
         L, ab = lab[..., 0], lab[..., 1:]
