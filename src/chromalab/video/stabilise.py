@@ -27,7 +27,9 @@ class Stabiliser:
 
     def __init__(self, params: VideoParams = VideoParams(), flow: Flow | None = None):
         self.params = params
-        self.flow = flow or Flow()
+        # DIS's FAST preset: on the made clip it cut the temporal error by 74 % against MEDIUM's 75 %,
+        # and a 640 x 480 film ran 10.7 instead of 10.3 frames/s (docs/video.md).
+        self.flow = flow or Flow("fast")
         self.previous: tuple[np.ndarray, np.ndarray] | None = None  # (L, ab) shown last
         self.cuts: list[int] = []
         self.frame = 0
