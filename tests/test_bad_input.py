@@ -201,7 +201,7 @@ def test_colorize_of_an_empty_folder_is_a_usage_error_naming_it(album, capsys):
     empty = album / "in" / "empty_album"
     empty.mkdir()
     assert colorize(album, empty) == 2
-    one_error(capsys.readouterr().err, empty, "no image files")
+    one_error(capsys.readouterr().err, empty, "no image or video files")
     assert not (album / "out").exists()
 
 
