@@ -140,3 +140,19 @@ def test_a_broken_params_file_is_a_one_line_error(pipeline, capsys):
     (pipeline / "params.yaml").write_text("league: [tiny]\nmodels: {}\n")
     assert cli.main(["models"]) == 2
     assert capsys.readouterr().err == "error: league: 'tiny' has no entry under models\n"
+
+
+@pytest.mark.parametrize("command, expected", [
+    (["info", "nosuch"], "error: CHECKPOINT nosuch: no checkpoint at data/models/nosuch/best.pt; train it with "
+                         "`dvc repro train@nosuch` (or give a checkpoint's path)"),
+    (["release", "nosuch"], "error: data/models/nosuch/best.pt: no such checkpoint; train it first "
+                            "(dvc repro train@nosuch)"),
+    (["relog", "nosuch"], "error: data/models/nosuch/best.pt: no checkpoint to log; train it first "
+                          "(dvc repro train@nosuch)"),
+])
+def test_a_missing_model_names_the_argument_and_a_path_relative_to_the_pipeline(tmp_path, monkeypatch, capsys,
+                                                                              command, expected):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(command) == 2
+    assert capsys.readouterr().err.strip() == expected

@@ -249,7 +249,7 @@ def _info(args) -> int:
     from chromalab import checkpoint, paths, timings
     from chromalab.model_choice import resolve_checkpoint
 
-    path = resolve_checkpoint(args.checkpoint, paths.repo_root())
+    path = resolve_checkpoint(args.checkpoint, paths.repo_root(), what="CHECKPOINT")
     payload = checkpoint.read(path)
     cfg = payload["config"]
     run = read_json(path.parent / "run.json") or {}

@@ -52,9 +52,9 @@ def is_mlflow_uri(model: str) -> bool:
     return model.startswith(MLFLOW_SCHEMES)
 
 
-def resolve_checkpoint(model: str | None, root: Path) -> Path:
+def resolve_checkpoint(model: str | None, root: Path, what: str = "--model") -> Path:
     """--model: a checkpoint path, a league name (data/models/NAME/best.pt), or `recommended` (also
-    None here: the workspace's recommended model)."""
+    None here: the workspace's recommended model). `what` names the argument in errors."""
     if model in (None, RECOMMENDED):
         model = default_model_name(root)
         log.info("using %s, the recommended model in reports/metrics.json", model)
@@ -63,7 +63,8 @@ def resolve_checkpoint(model: str | None, root: Path) -> Path:
         return as_path
     ckpt = root / paths.MODELS / model / "best.pt"
     if not ckpt.is_file():
-        raise UserError(f"--model {model}: no checkpoint at {paths.shown(ckpt)}; train it with `dvc repro train@{model}`")
+        raise UserError(f"{what} {model}: no checkpoint at {paths.shown(ckpt)}; train it with `dvc repro train@{model}`"
+                        " (or give a checkpoint's path)")
     return ckpt
 
 

@@ -160,6 +160,8 @@ def release(name: str, out_dir: Path, command: str, root: Path | None = None) ->
 
     root = root or paths.repo_root()
     source = root / paths.MODELS / name / "best.pt"
+    if not source.is_file():
+        raise UserError(f"{paths.shown(source)}: no such checkpoint; train it first (dvc repro train@{name})")
     colorizer, cfg = checkpoint.load(source)
     scores, grey = _test_scores(root, name)
     params_file = root / config_module.PARAMS_FILE

@@ -25,7 +25,7 @@ def relog(name: str, root: Path | None = None) -> dict:
     model_dir = root / paths.MODELS / name
     best = model_dir / "best.pt"
     if not best.is_file():
-        raise UserError(f"{best}: no checkpoint to log; train it first (dvc repro train@{name})")
+        raise UserError(f"{paths.shown(best)}: no checkpoint to log; train it first (dvc repro train@{name})")
     tracking.check_reachable()
     colorizer, config = checkpoint.load(best)
     params = {"train": config.get("train", {}),
