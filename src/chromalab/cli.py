@@ -57,6 +57,7 @@ def _say(args, message: str) -> None:
 
 def _split_films(args) -> tuple[list[Path], list[str]]:
     """The inputs that are films (a video file; a folder with --frames) and the rest (photos)."""
+    from chromalab.colorize import GLOB_CHARS
     from chromalab.video.container import is_video_file
 
     films, photos = [], []
@@ -65,9 +66,6 @@ def _split_films(args) -> tuple[list[Path], list[str]]:
         is_film = (args.frames and path.is_dir()) or (is_video_file(path) and (path.exists() or not GLOB_CHARS & set(item)))
         (films.append(path) if is_film else photos.append(item))
     return films, photos
-
-
-GLOB_CHARS = set("*?[")
 
 
 def _colorize(args) -> int:

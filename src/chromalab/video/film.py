@@ -114,11 +114,11 @@ def colorize_film(runner: FullResolution, source: Path, target: Path, stabilise:
     if source.is_dir():
         info = None
         width = height = None
-        total, rate, time_base, has_audio = len(frame_files(source)), Fraction(fps), 1 / Fraction(fps), False
+        total, rate, has_audio = len(frame_files(source)), Fraction(fps), False
     else:
         info = container.probe(source)
         total, rate, has_audio = info.frames or None, info.fps, info.has_audio
-        width, height, time_base = info.width, info.height, None
+        width, height = info.width, info.height
     outcome = FilmOutcome(source, target, has_audio=has_audio)
     stabiliser = Stabiliser(stabilise) if stabilise is not None else None
     frames = _in_thread(_frames(source, rate), AHEAD)
