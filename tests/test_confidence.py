@@ -97,6 +97,33 @@ def test_the_knob_picks_the_default_measure_and_bad_knobs_are_user_errors():
             bins(**knobs)
 
 
+def test_bins_confidence_reads_the_distribution_with_the_rebalancing_divided_out():
+    """Rebalancing weights w that favour rare (vivid) colours: the confidence at the default
+    confidence_correction 1 is the measure of z - log w (the posterior the unweighted loss would
+    learn), at 0 the measure of z itself; the decoding's prior_correction does not move it."""
+    chroma = torch.tensor(CENTERS).norm(dim=1)
+    weights = (1.0 + chroma / 10.0).tolist()  # vivid bins weigh up to 7 times the neutral one
+    out = mixed_logits(bins())
+    rebalanced = create_representation("bins", centers=CENTERS, weights=weights, temperature=1.0)
+    plain = create_representation("bins", centers=CENTERS, weights=[1.0] * Q, temperature=1.0)
+    divided_out = out - torch.log(torch.tensor(weights)).view(1, -1, 1, 1)
+    for measure in confidence.MEASURES:
+        ab = rebalanced._paint(out)  # the same painted colour on both sides
+        expected = confidence.measure(torch.log_softmax(divided_out, 1), plain.centers, ab, measure)
+        assert torch.allclose(rebalanced._confidence(out, ab, measure), expected, atol=1e-6)
+        raw = create_representation("bins", centers=CENTERS, weights=weights, temperature=1.0, confidence_correction=0)
+        assert torch.allclose(raw._confidence(out, ab, measure),
+                              confidence.measure(torch.log_softmax(out, 1), plain.centers, ab, measure), atol=1e-6)
+        assert not torch.allclose(raw._confidence(out, ab, measure), expected, atol=1e-3)
+    decoded_apart = create_representation("bins", centers=CENTERS, weights=weights, temperature=1.0, prior_correction=0.3)
+    ab = decoded_apart._paint(out)
+    assert torch.allclose(decoded_apart._confidence(out, ab, "entropy"),
+                          confidence.measure(torch.log_softmax(divided_out, 1), plain.centers, ab, "entropy"), atol=1e-6)
+    for bad in (-0.1, 1.5, True, "1"):
+        with pytest.raises(UserError, match=r"representation_args.confidence_correction: expected a number in \[0, 1\]"):
+            create_representation("bins", centers=CENTERS, weights=weights, confidence_correction=bad)
+
+
 @pytest.mark.parametrize("name, args", [("ab", {}), ("rgb", {})])
 def test_regression_representations_have_no_confidence(name, args):
     rep = create_representation(name, **args)
