@@ -149,6 +149,10 @@ def test_a_broken_params_file_is_a_one_line_error(pipeline, capsys):
                             "(dvc repro train@nosuch)"),
     (["relog", "nosuch"], "error: data/models/nosuch/best.pt: no checkpoint to log; train it first "
                           "(dvc repro train@nosuch)"),
+    (["export", "nosuch"], "error: MODEL nosuch: no checkpoint at data/models/nosuch/best.pt; train it with "
+                           "`dvc repro train@nosuch` (or give a checkpoint's path)"),
+    (["compare", "nosuch", "other"], "error: compare: 'nosuch' is neither a folder holding eval/, a git revision, "
+                                     "nor one DVC experiment's name"),
 ])
 def test_a_missing_model_names_the_argument_and_a_path_relative_to_the_pipeline(tmp_path, monkeypatch, capsys,
                                                                               command, expected):

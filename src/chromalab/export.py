@@ -186,7 +186,7 @@ def export_onnx(model: str | None, out: Path | None = None, opset: int | None = 
     onnx, ort = require_onnx()
     if out is not None:
         check_out(out, force)  # before the model loads: a mistake costs nothing
-    runner, info = model_choice.load(model, None, "cpu", root)
+    runner, info = model_choice.load(model, None, "cpu", root, what="MODEL")
     colorizer, name = runner.colorizer.eval(), info["name"]
     log.info("model %s (%s -> %s) from %s, working size %d px", info["model"], info["network"],
              info["representation"], info["source"], runner.size)

@@ -101,10 +101,12 @@ def _load_mlflow(uri: str, dev: torch.device) -> tuple[torch.nn.Module, dict]:
     return colorizer, info
 
 
-def load(model: str | None, size: int | None, device: str, root: Path | None = None) -> tuple[FullResolution, dict]:
+def load(model: str | None, size: int | None, device: str, root: Path | None = None,
+         what: str = "--model") -> tuple[FullResolution, dict]:
     """The FullResolution runner for --model/--size/--device, and a description: model (as said to
     the user), name (the model's own name), network, representation, source (its checkpoint file or
-    MLflow URI) and image_size (its working size: the size it was chosen at on val, when known)."""
+    MLflow URI) and image_size (its working size: the size it was chosen at on val, when known).
+    `what` names the model's argument in errors (export's positional MODEL)."""
     root = root or paths.repo_root()
     dev = select_device(device, "--device")
     if model and is_mlflow_uri(model):
@@ -115,7 +117,7 @@ def load(model: str | None, size: int | None, device: str, root: Path | None = N
 
             ckpt, _ = read_release()
         else:
-            ckpt = resolve_checkpoint(model, root)
+            ckpt = resolve_checkpoint(model, root, what)
         colorizer, cfg = checkpoint.load(ckpt, device=dev)
         working = cfg.get("working_size") or cfg["image_size"]
         name = cfg.get("model", ckpt.stem)
