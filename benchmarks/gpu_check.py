@@ -34,6 +34,9 @@ Without a CUDA device it prints one line saying so and what it would have checke
 `--device cpu` is a dry run of the same logic on the CPU (AMP off, as the pipeline has it, unless
 `--amp bf16` asks for CPU bf16 autocast); its figures say nothing about a GPU. A failed check
 exits 1 with a one-line reason (the JSON is written first); a usage error exits 2.
+
+This file holds the options, the checks and the report; the data are gpu_check_data.py's, the
+training steps and the rules on the losses gpu_check_training.py's.
 """
 
 from __future__ import annotations
@@ -49,32 +52,27 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_check_data and _training beside this script
+from gpu_check_data import Data, Rows, builtin_photo_paths, load_data  # noqa: E402
+from gpu_check_training import (LOSS_FRACTION, amp_setup, batches, loss_falls, losses_match, place,  # noqa: E402
+                                seed_dropout, sync, tf32, timed_precompute, train_steps)
 
 from chromalab import color, config, paths
 from chromalab.colorize import colorize_files
-from chromalab.colorizer import Colorizer, batch_loss, build_colorizer, count_parameters
-from chromalab.config import PrepareParams, TrainParams
-from chromalab.data.lab_arrays import LabBatches, load_summary
-from chromalab.distributed import World
+from chromalab.colorizer import Colorizer, build_colorizer, count_parameters
+from chromalab.config import TrainParams
+from chromalab.data.lab_arrays import LabBatches
 from chromalab.errors import UserError, first_line
-from chromalab.feature_cache import FeatureCache, precompute
 from chromalab.images import load_rgb
-from chromalab.palette import fit_gamut
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "lite_bins"
 
-# The loss must fall: mean of the last 20 % of the steps < (1 - LOSS_MARGIN) x mean of the first 20 %.
-# Measured here on the CPU, lite_bins' loss falls by far more (docs/scaling.md); a run that only
-# drifts with the batches stays within a few per cent.
-LOSS_FRACTION = 0.2
-LOSS_MARGIN = 0.10
 # The first steps against a CPU float32 run: the largest |loss - reference| / reference over the
 # steps. Measured on the CPU (docs/scaling.md, 5 steps of batch 32 at 128 px): bf16 autocast 5e-5
 # (the logits are small and their rounding averages out over the pixels); slips that change what
@@ -139,258 +137,6 @@ def no_cuda_line(args) -> str:
             f"and the first {args.compare_steps} steps match a CPU float32 run (within {AMP_RTOL:.1%}), runs the "
             "pipeline's train() for one epoch, colorizes a photo at full resolution on CUDA and writes "
             "reports/gpu_check.json; `--device cpu --steps 30` dry-runs the logic here.")
-
-
-# --- data ---------------------------------------------------------------------------------------
-
-
-def builtin_photo_paths() -> dict[str, Path]:
-    """The real colour photos the `builtin` source ships (skimage, sklearn, matplotlib), by name."""
-    from chromalab.data.sources import builtin
-
-    return {c.source_id: c.path for c in builtin().candidates}
-
-
-def write_prepared(out: Path, size: int, crops: int, seed: int, grey_chroma: float) -> dict:
-    """A prepared folder's train split as the prepare stage writes it (float16 Lab memory maps and
-    summary.json) from `crops` random crops of each builtin photo (prepare's own crop_boxes: sides
-    from 35 % of the shorter side up, resized to `size`)."""
-    from chromalab.prepare import _crop, crop_boxes
-
-    params = PrepareParams(size=size, crops_per_image=crops, seed=seed)
-    rng = np.random.default_rng(seed)
-    labs = []
-    for name, path in sorted(builtin_photo_paths().items()):
-        rgb = load_rgb(path)
-        if color.mean_chroma(rgb) >= grey_chroma:  # prepare's rule: a grey photo teaches no colour
-            labs += [color.rgb_to_lab(_crop(rgb, box, size)) for box in crop_boxes(rgb.shape[1], rgb.shape[0], params, rng)]
-    if not labs:
-        raise UserError("--data photos: no colour photo among the builtin ones")
-    lab = np.stack(labs).transpose(0, 3, 1, 2)  # (N, 3, S, S)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "train_L.npy", lab[:, :1].astype(np.float16))
-    np.save(out / "train_ab.npy", lab[:, 1:].astype(np.float16))
-    summary = {"size": size, "eval_size": size, "dtype": "float16", "labels": [], "images": {"train": len(lab)},
-               "manifest_sha256": f"gpu-check-builtin-{size}-{crops}-{seed}"}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
-
-
-@dataclasses.dataclass
-class Data:
-    prepared: Path
-    palette: Path
-    summary: dict
-    source: str  # what the check trained on, in words
-
-
-def load_data(args, params: dict, seed: int, scratch: Path) -> Data:
-    """data/prepared (with data/palette's gamut, else one fitted to it) or the builtin photos."""
-    prepared, palette = ROOT / paths.PREPARED, ROOT / paths.PALETTE
-    have_prepared = (prepared / "train_L.npy").is_file() and (prepared / "summary.json").is_file()
-    if args.data == "prepared" and not have_prepared:
-        raise UserError(f"--data prepared: {prepared}/train_L.npy missing; run the prepare stage or use --data photos")
-    palette_params = config.section(params, "palette")
-    if args.data != "photos" and have_prepared:
-        summary = load_summary(prepared)
-        source = f"{prepared.relative_to(ROOT)} (the prepare stage's train split)"
-    else:
-        grey = config.section(params, "prepare").grey_chroma
-        prepared = scratch / "prepared"
-        summary = write_prepared(prepared, args.size, args.crops, seed, grey)
-        source = f"{args.crops} random crops at {args.size} px of each builtin photo (skimage, sklearn, matplotlib)"
-    if not (palette / "gamut.json").is_file() or prepared != ROOT / paths.PREPARED:
-        palette = scratch / "palette"
-        palette.mkdir(exist_ok=True)
-        gamut = fit_gamut(prepared, palette_params)  # the palette stage's own gamut and weights
-        (palette / "gamut.json").write_text(json.dumps(gamut.to_json()) + "\n")
-    return Data(prepared, palette, summary, source)
-
-
-class Rows(torch.utils.data.Dataset):
-    """Some rows of a LabBatches, renumbered 0..n-1 (the batches and the feature cache index these)."""
-
-    def __init__(self, base: LabBatches, rows):
-        self.base, self.rows, self.split = base, np.sort(np.asarray(rows)), base.split
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, local):
-        local = np.sort(np.asarray(local))
-        batch = self.base[self.rows[local]]
-        batch["rows"] = torch.from_numpy(local)
-        return batch
-
-
-# --- training -----------------------------------------------------------------------------------
-
-
-def amp_setup(device: torch.device, mode: str):
-    """(autocast context or nullcontext, dtype name, GradScaler or None). `auto` on CUDA is the
-    pipeline's own rule (train.autocast: bf16 where supported, else fp16 with a scaler)."""
-    from chromalab.train import autocast
-
-    if mode == "off" or (mode == "auto" and device.type != "cuda"):
-        return nullcontext(), "float32", None
-    if mode == "auto":
-        ctx, scaler = autocast(device, True)
-        return ctx, str(ctx.fast_dtype).replace("torch.", ""), scaler
-    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
-    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise UserError(f"--amp bf16: {torch.cuda.get_device_name(device)} does not support bf16")
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return torch.autocast(device.type, dtype=dtype), mode.replace("bf16", "bfloat16").replace("fp16", "float16"), scaler
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class SeededDropout(nn.Module):
-    """Dropout whose masks come from a CPU generator, moved to the input's device: two runs on
-    different devices drop the same channels (CUDA's and the CPU's RNGs draw different numbers)."""
-
-    def __init__(self, p: float, channelwise: bool, generator: torch.Generator):
-        super().__init__()
-        self.p, self.channelwise, self.generator = p, channelwise, generator
-
-    def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
-        shape = (*x.shape[:2], *[1] * (x.ndim - 2)) if self.channelwise else x.shape
-        keep = (torch.rand(shape, generator=self.generator) >= self.p).to(device=x.device, dtype=x.dtype)
-        return x * keep / (1 - self.p)
-
-
-def seed_dropout(module: nn.Module, seed: int) -> nn.Module:
-    """Replace every Dropout / Dropout2d of `module` with a SeededDropout drawing from one generator."""
-    generator = torch.Generator().manual_seed(seed)
-    for name, child in list(module.named_modules()):
-        if isinstance(child, (nn.Dropout, nn.Dropout2d)):
-            parent = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
-            setattr(parent, name.rpartition(".")[2],
-                    SeededDropout(child.p, isinstance(child, nn.Dropout2d), generator))
-    return module
-
-
-def place(colorizer: Colorizer, device: torch.device, channels_last: bool) -> Colorizer:
-    colorizer.to(device)
-    if channels_last:
-        colorizer.to(memory_format=torch.channels_last)
-    return colorizer
-
-
-def to_device(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """A batch tensor on the device (from pinned memory, asynchronously, on CUDA), NHWC if asked."""
-    if device.type == "cuda" and not t.is_pinned():
-        t = t.pin_memory()
-    t = t.to(device, non_blocking=device.type == "cuda")
-    return t.contiguous(memory_format=torch.channels_last) if channels_last and t.ndim == 4 else t
-
-
-def batches(n: int, batch_size: int, params: TrainParams):
-    """(rows, the epoch's augmentation table) for step after step, epoch after epoch: train.py's
-    own seeded batches and flips."""
-    from chromalab.augment import augmentation_table
-    from chromalab.train import epoch_batches
-
-    epoch = 1
-    while True:
-        table = augmentation_table(n, params, epoch)
-        for rows in epoch_batches(n, batch_size, World(), params, epoch):
-            yield rows, table
-        epoch += 1
-
-
-def train_steps(colorizer: Colorizer, data, cache: FeatureCache | None, steps: int, device: torch.device,
-                params: TrainParams, batch_size: int, lr: float, amp_mode: str, channels_last: bool,
-                alpha: float = 0.0, warmup: int = 0) -> dict:
-    """`steps` optimizer steps as train.py's loop takes them (Adam over the network's parameter
-    groups, the LR schedule, flips, cached features), with AMP and channels_last as asked. Returns
-    the losses, and the seconds from step `warmup` on (between synchronisations)."""
-    from chromalab.augment import augment
-    from chromalab.train import lr_factor, parameter_groups
-
-    ctx, dtype, scaler = amp_setup(device, amp_mode)
-    optimizer = torch.optim.Adam(parameter_groups(colorizer, lr), lr=lr, weight_decay=params.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(params.schedule, s, steps, 0))
-    colorizer.train()
-    losses, started, images = [], None, 0
-    source = batches(len(data), batch_size, params)
-    for step in range(steps):
-        if step == warmup:
-            sync(device)
-            started = time.perf_counter()
-        rows, table = next(source)
-        batch = data[rows]  # rows stay on the CPU: they index the CPU-side tables and cache
-        batch = {k: (to_device(v, device, channels_last) if k != "rows" else v) for k, v in batch.items()}
-        batch["L"], batch["ab"] = augment(batch["L"], batch["ab"], batch["rows"], table, params.translate)
-        extra = {}
-        if cache is not None:
-            # The cached features are CPU tensors: they go to the device with the batch.
-            feats = cache.take(batch["rows"], table["flip"][batch["rows"]])
-            feats = tuple(to_device(f, device, channels_last) for f in (feats if isinstance(feats, tuple) else (feats,)))
-            extra = {"precomputed": feats if len(feats) > 1 else feats[0]}
-        with ctx:
-            loss, _ = batch_loss(colorizer, batch, alpha, extra)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
-        losses.append(loss.detach())
-        if step >= warmup:
-            images += len(rows)
-    sync(device)
-    seconds = time.perf_counter() - started if started is not None else 0.0
-    return {"losses": [float(v) for v in torch.stack(losses).float().cpu()], "dtype": dtype,
-            "seconds": seconds, "images": images, "img_per_s": images / seconds if seconds else None,
-            "grad_scale": float(scaler.get_scale()) if scaler is not None else None}
-
-
-def timed_precompute(colorizer: Colorizer, data, batch_size: int, device: torch.device) -> tuple[FeatureCache | None, float]:
-    sync(device)
-    t0 = time.perf_counter()
-    cache = precompute(colorizer, data, batch_size, device)
-    sync(device)
-    return cache, time.perf_counter() - t0
-
-
-@contextmanager
-def tf32(enabled: bool):
-    """TF32 convolutions and matmuls on or off for a block (restored after)."""
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-
-
-def loss_falls(losses: list[float], fraction: float = LOSS_FRACTION, margin: float = LOSS_MARGIN) -> dict:
-    """Whether the mean of the last `fraction` of the losses is below (1 - margin) x the first's."""
-    n = max(1, int(round(fraction * len(losses))))
-    first, last = statistics.fmean(losses[:n]), statistics.fmean(losses[-n:])
-    finite = all(np.isfinite(losses))
-    ratio = last / first if first else float("inf")
-    return {"first_mean": round(first, 6), "last_mean": round(last, 6), "steps_averaged": n,
-            "ratio": round(ratio, 6), "must_be_below": 1 - margin, "all_finite": finite,
-            "passed": bool(finite and ratio < 1 - margin)}
-
-
-def losses_match(losses: list[float], reference: list[float], rtol: float) -> dict:
-    """The largest relative difference of `losses` from `reference`, step by step, against rtol."""
-    rel = [abs(a - b) / abs(b) if b else abs(a - b) for a, b in zip(losses, reference)]
-    finite = all(np.isfinite(losses)) and all(np.isfinite(reference))
-    return {"losses": [round(v, 6) for v in losses], "relative_differences": [float(f"{r:.3g}") for r in rel],
-            "max_relative_difference": float(f"{max(rel):.3g}"), "tolerance": rtol,
-            "passed": bool(finite and len(losses) == len(reference) and max(rel) <= rtol)}
 
 
 # --- the checks ---------------------------------------------------------------------------------
