@@ -21,12 +21,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-weights.txt
 repro: setup
 	$(RUN) dvc repro
 
+# Two pytest processes (pytest-xdist), one torch thread each: a 2-core machine's cores are both busy,
+# and one test's idle waits (servers starting, dvc subprocesses) overlap another's work.
+TEST_PROCESSES ?= 2
 test: setup
-	$(RUN) pytest
+	$(RUN) OMP_NUM_THREADS=1 pytest -n $(TEST_PROCESSES)
 
 # The inner loop: every test but the slow end-to-end ones (real dvc repro, queues, servers, torchrun).
 test-fast: setup
-	$(RUN) pytest -m "not slow"
+	$(RUN) OMP_NUM_THREADS=1 pytest -n $(TEST_PROCESSES) -m "not slow"
 
 # An experiment with .venv on PATH (DVC runs each stage's `python` from PATH), e.g.
 #   make exp ARGS="-S train.epochs=2"     or     make exp ARGS="-n big -S prepare.size=128"

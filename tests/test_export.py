@@ -122,7 +122,7 @@ def test_onnxruntime_gives_pytorchs_ab(exported):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["export", "nosuch"], "--model nosuch: no checkpoint at "),
+    (["export", "nosuch"], "MODEL nosuch: no checkpoint at "),
     (["export", "--opset", "13"], "--opset 13: must be at least 17"),
     (["export", "--opset", "21"], "--opset 21: torch's TorchScript ONNX exporter writes opsets 17..20"),
     (["export", "--out", "model.txt"], "--out model.txt: must end in .onnx"),

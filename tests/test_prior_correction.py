@@ -71,11 +71,14 @@ def test_a_sure_prediction_keeps_its_colour_under_the_correction():
     assert torch.linalg.norm(a - b) < 1.0 and torch.linalg.norm(b) > 30
 
 
-def test_the_confidence_reads_the_corrected_distribution():
+def test_the_confidence_reads_the_distribution_with_the_rebalancing_divided_out_whatever_the_decoding():
     centers, prior, weights = gamut()
     out = logits(weights * prior / (weights * prior).sum())
-    # divided back out, the unsure pixel's distribution is the (peaked) prior: more certain
-    assert bins(1.0).confidence(out) > bins(0.0).confidence(out)
+    # divided back out (confidence_correction 1, the default), the unsure pixel's distribution is
+    # the (peaked) prior: more certain than the rebalanced one; the decoding's c does not move it
+    assert torch.allclose(bins(1.0).confidence(out), bins(0.0).confidence(out))
+    rebalanced = create_representation("bins", centers=centers.tolist(), weights=weights.tolist(), confidence_correction=0.0)
+    assert bins(0.0).confidence(out) > rebalanced.confidence(out)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, True, "one"])
