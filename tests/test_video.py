@@ -123,6 +123,18 @@ def test_video_score_reads_a_film_and_its_original(made, tmp_path, capsys):
     assert figures["truth_warp_error"] > figures["warp_error"] and figures["delta_colorfulness"] > 10
 
 
+def test_video_score_refuses_a_still_image_as_a_film_or_an_original(made, tmp_path, capsys):
+    from PIL import Image
+
+    _, colour, grey, _ = made
+    photo = tmp_path / "still.png"
+    Image.fromarray(clip.grey(clip.shipped_photos()[0])).save(photo)
+    for argv in (["video-score", str(photo)], ["video-score", str(grey), "--original", str(photo)]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{photo}: a still image, not a film" in err
+
+
 def test_a_folder_of_frames_becomes_a_film_at_the_given_rate(tmp_path, capsys):
     first, _ = clip.shipped_photos()
     frames = clip.pan(first, 5, 64, 48)

@@ -86,11 +86,20 @@ def probe(path) -> FilmInfo:
                         bool(container.streams.audio), stream.codec_context.name)
 
 
-def read_frames(path):
-    """Every frame of the film's first video stream: (uint8 RGB (H, W, 3), pts, time_base)."""
+def _is_still(container) -> bool:
+    """FFmpeg opens a photo as a one-frame film (its image demuxers: png_pipe, jpeg_pipe, image2, ...)."""
+    return any(name.endswith("_pipe") or name.startswith("image2") for name in container.format.name.split(","))
+
+
+def read_frames(path, films_only: bool = False):
+    """Every frame of the film's first video stream: (uint8 RGB (H, W, 3), pts, time_base).
+    films_only: a still image is a UserError rather than a film of one frame."""
     av = _av()
     path = Path(path)
     with _opened(path) as container:
+        if films_only and _is_still(container):
+            raise UserError(f"{path}: a still image, not a film (colorize it with `chromalab colorize`; "
+                            "video-score reads films)")
         stream = _video_stream(container, path)
         count, end = 0, 0.0
         try:

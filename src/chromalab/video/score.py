@@ -107,8 +107,8 @@ def score_films(colorized, original=None, size: int = SCORE_SIZE) -> FilmScore:
     from chromalab.video.container import read_frames
 
     scorer = FilmScorer(size)
-    truth_frames = read_frames(original) if original is not None else None
-    for rgb, _, _ in read_frames(colorized):
+    truth_frames = read_frames(original, films_only=True) if original is not None else None
+    for rgb, _, _ in read_frames(colorized, films_only=True):
         truth = None
         if truth_frames is not None:
             item = next(truth_frames, None)
