@@ -119,6 +119,11 @@ def test_bins_confidence_reads_the_distribution_with_the_rebalancing_divided_out
     ab = decoded_apart._paint(out)
     assert torch.allclose(decoded_apart._confidence(out, ab, "entropy"),
                           confidence.measure(torch.log_softmax(divided_out, 1), plain.centers, ab, "entropy"), atol=1e-6)
+    # trained without rebalancing, the distribution already is the posterior: nothing divided out
+    unweighted = create_representation("bins", centers=CENTERS, weights=weights, temperature=1.0, rebalance=False)
+    ab = unweighted._paint(out)
+    assert torch.allclose(unweighted._confidence(out, ab, "entropy"),
+                          confidence.measure(torch.log_softmax(out, 1), plain.centers, ab, "entropy"), atol=1e-6)
     for bad in (-0.1, 1.5, True, "1"):
         with pytest.raises(UserError, match=r"representation_args.confidence_correction: expected a number in \[0, 1\]"):
             create_representation("bins", centers=CENTERS, weights=weights, confidence_correction=bad)

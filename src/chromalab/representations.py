@@ -365,9 +365,9 @@ class BinClassification(DistributionRepresentation):
     network learns to take mass off the common (near-neutral, w small) bins; where it is unsure
     that spreads the distribution over the gamut, whose centroid is warm (+a, +b), and the annealed
     mean paints orange/sepia on grey things. c = 1 divides the rebalancing back out (the posterior
-    the unweighted loss would learn), c in between keeps part of rebalancing's colour; decoding and
-    the confidence use the corrected distribution (docs/experiments/2026-12-06-colour.md measures
-    it; train.prior_corrections chooses c on val with the temperature).
+    the unweighted loss would learn), c in between keeps part of rebalancing's colour; decoding uses
+    the corrected distribution (docs/experiments/2026-12-06-colour.md measures it;
+    train.prior_corrections chooses c on val with the temperature), the confidence its own (below).
 
     `confidence_correction` c_conf (default 1): the confidence (and so the shrink) reads the
     distribution z − c_conf·log w, apart from the decoding's c. At 1 it is the model's belief with
@@ -375,7 +375,8 @@ class BinClassification(DistributionRepresentation):
     so a confidence taken from the rebalanced one measures the rebalancing rather than doubt. On the
     released model's 456 val photos, the AUROC of the confidence against ab error > 10 rose from
     0.64 to 0.77 (entropy 0.64 → 0.77, spread 0.63 → 0.77) from c_conf = 0.1 to 1
-    (docs/confidence.md, "Which distribution").
+    (docs/confidence.md, "Which distribution"). A model trained without rebalancing (`rebalance:
+    false`) already learned the posterior: nothing is divided out of its confidence.
     """
 
     name = "bins"
@@ -481,4 +482,5 @@ class BinClassification(DistributionRepresentation):
         return _expectation(torch.softmax(self._corrected(output) / self.temperature, dim=1), self.centers)
 
     def _confidence(self, output, ab, measure=None):
-        return super()._confidence(self._corrected(output, self.confidence_correction), ab, measure)
+        divided_out = self.confidence_correction if self.rebalance else 0.0  # no rebalancing: nothing to undo
+        return super()._confidence(self._corrected(output, divided_out), ab, measure)
