@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_check_data and _training beside this script
-from gpu_check_data import Data, Rows, builtin_photo_paths, load_data  # noqa: E402
+from gpu_check_data import ROOT, Data, Rows, builtin_photo_paths, load_data  # noqa: E402
 from gpu_check_training import (LOSS_FRACTION, amp_setup, batches, loss_falls, losses_match, place,  # noqa: E402
                                 seed_dropout, sync, tf32, timed_precompute, train_steps)
 
@@ -70,7 +70,6 @@ from chromalab.data.lab_arrays import LabBatches
 from chromalab.errors import UserError, first_line
 from chromalab.images import load_rgb
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = "lite_bins"
 
 # The first steps against a CPU float32 run: the largest |loss - reference| / reference over the
