@@ -50,7 +50,7 @@ from bench_colorize import child_big, colorize_figures, megapixel_photos, releas
 from bench_common import BIG_SHAPE, ROOT, matmul_peak  # noqa: E402
 from bench_table import noop_repro_seconds, recommended_model, write_table  # noqa: E402
 from bench_training import build_data, child_train, lite_bins_training, palette_fit_seconds, train_figures  # noqa: E402
-from chromalab import config, paths  # noqa: E402
+from chromalab.core import config, paths  # noqa: E402
 
 
 def main() -> int:
@@ -118,7 +118,7 @@ def main() -> int:
         for name in names:
             model = config.model_params(params, name)
             figures = train_figures(name, model, train, work, args.steps, peak)
-            from chromalab.colorizer import build_colorizer
+            from chromalab.colorizing.colorizer import build_colorizer
 
             summary = json.loads((work / "prepared" / "summary.json").read_text())
             colorizer, _, _ = build_colorizer(model, summary, work / "palette")

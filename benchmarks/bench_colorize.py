@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 from bench_common import ANCHOR_SIZE, PARTS, ROOT, SHARED_PHOTOS, SKIMAGE_PHOTOS, child, peak_rss_mb, rss_mb
-from chromalab import paths
-from chromalab.colorize import OUTPUT_PNG_LEVEL, FullResolution, colorize_files
-from chromalab.images import load_rgb
+from chromalab.colorizing.colorize import OUTPUT_PNG_LEVEL, FullResolution, colorize_files
+from chromalab.core import paths
+from chromalab.core.images import load_rgb
 
 
 # --- colorize ------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def colorize_figures(colorizer, image_size: int, photos: list[Path], repeat: int
 
 def released_runner() -> tuple[FullResolution, str]:
     """The model `chromalab colorize` uses when none is named, as it loads it."""
-    from chromalab import model_choice
+    from chromalab.serving import model_choice
 
     runner, info = model_choice.load(None, None, "cpu", root=ROOT)
     return runner, info["model"].removeprefix("released ")
@@ -210,7 +210,7 @@ def anchor_figures(photos: list[Path], repeat: int, ours_figures: dict) -> dict:
 def workspace_lite_bins(photos: list[Path], repeat: int) -> dict | None:
     """colorize figures of data/models/lite_bins/best.pt (the workspace's own training of
     chromalab's model) at its working size, when the pipeline has trained it."""
-    from chromalab import model_choice
+    from chromalab.serving import model_choice
 
     if not (ROOT / paths.MODELS / "lite_bins" / "best.pt").is_file():
         return None
@@ -222,7 +222,7 @@ def workspace_lite_bins(photos: list[Path], repeat: int) -> dict | None:
 def child_big(path: str, strip_pixels: int) -> dict:
     """The released model on one big photo through colorize's steps, written to a PNG as colorize
     writes it: seconds per megapixel of each step and this process's peak RSS."""
-    from chromalab.images import save_png
+    from chromalab.core.images import save_png
 
     runner, _ = released_runner()
     runner.strip_pixels = strip_pixels

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench_common import ANCHOR_SIZE, MARK_END, MARK_START, PARTS, ROOT, TABLE_PAGE
-from chromalab import paths
+from chromalab.core import paths
 
 
 # --- the pipeline ----------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from bench_common import ROOT, child
-from chromalab import config
-from chromalab.config import DataParams, ModelParams, PaletteParams
+from chromalab.core import config
+from chromalab.core.config import DataParams, ModelParams, PaletteParams
 from chromalab.data.lab_arrays import LabBatches
 
 
@@ -28,8 +28,8 @@ def run_prepare_child(raw: Path, out: Path, crops: int) -> dict:
     """prepare in its own process, so its peak RSS is its own."""
     code = (
         "import json, resource, sys, time\n"
-        "from chromalab.config import PrepareParams\n"
-        "from chromalab.prepare import prepare\n"
+        "from chromalab.core.config import PrepareParams\n"
+        "from chromalab.data.prepare import prepare\n"
         "t0 = time.perf_counter()\n"
         f"s = prepare(PrepareParams(size=64, crops_per_image={crops}), {str(raw)!r}, {str(out)!r})\n"
         "took = time.perf_counter() - t0\n"
@@ -43,8 +43,8 @@ def run_prepare_child(raw: Path, out: Path, crops: int) -> dict:
 
 def build_data(work: Path) -> dict:
     """download (builtin photos) -> prepare at 1x and 4x crops -> palette, in `work`."""
-    from chromalab.download import download
-    from chromalab.palette import build_palette
+    from chromalab.data.download import download
+    from chromalab.data.palette import build_palette
 
     download(DataParams(source="builtin"), work / "raw")
     one = run_prepare_child(work / "raw", work / "prepared_1x", 32)
@@ -54,7 +54,7 @@ def build_data(work: Path) -> dict:
 
 
 def palette_fit_seconds(prepared: Path) -> float:
-    from chromalab.palette import fit_kmeans, sample_pixels
+    from chromalab.data.palette import fit_kmeans, sample_pixels
 
     pixels = sample_pixels(prepared, 1_000_000, seed=0)
     t0 = time.perf_counter()
@@ -66,7 +66,7 @@ def palette_fit_seconds(prepared: Path) -> float:
 
 
 def _step(colorizer, optimizer, batch, alpha, extra):
-    from chromalab.colorizer import batch_loss
+    from chromalab.colorizing.colorizer import batch_loss
 
     loss, _ = batch_loss(colorizer, batch, alpha, extra)
     optimizer.zero_grad(set_to_none=True)
@@ -79,11 +79,11 @@ def train_figures(name: str, model: ModelParams, train: config.TrainParams, work
     """Images/s of the real data path vs in-memory tensors, and achieved FLOP/s, for one model."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from chromalab.augment import augment, augmentation_table
-    from chromalab.colorizer import build_colorizer
-    from chromalab.feature_cache import extra_inputs as _extra, precompute
-    from chromalab.train import epoch_batches as _epoch_batches
-    from chromalab import distributed
+    from chromalab.colorizing.colorizer import build_colorizer
+    from chromalab.training import distributed
+    from chromalab.training.augment import augment, augmentation_table
+    from chromalab.training.feature_cache import extra_inputs as _extra, precompute
+    from chromalab.training.train import epoch_batches as _epoch_batches
 
     summary = json.loads((work / "prepared" / "summary.json").read_text())
     torch.manual_seed(0)
@@ -154,7 +154,7 @@ def child_train(prepared: str, palette: str, train_blocks: int, cache: bool, ste
     """lite_bins trained for a few batches by the training loop itself: train._setup (which also
     computes the frozen part's features once, the feature cache, unless `cache` is False) and
     train._train_epoch on the epoch's last `steps` batches, after two warm-up batches."""
-    from chromalab import train as training
+    from chromalab.training import train as training
 
     if not cache:
         training.precompute = lambda *args, **kwargs: None  # this child process only
@@ -185,7 +185,7 @@ def child_train(prepared: str, palette: str, train_blocks: int, cache: bool, ste
 
 def lite_bins_training(work: Path, steps: int) -> dict:
     """child_train for each variant, on the bench's prepared data."""
-    from chromalab.colorizer import build_colorizer
+    from chromalab.colorizing.colorizer import build_colorizer
 
     params = config.load_params(ROOT / config.PARAMS_FILE)
     summary = json.loads((work / "prepared" / "summary.json").read_text())

@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab import checkpoint, color, metrics
+from chromalab.colorizing import checkpoint
+from chromalab.core import color
 from chromalab.data.lab_arrays import load_split
+from chromalab.scoring import metrics
 
 NEUTRAL = metrics.NEUTRAL_THRESHOLD
 

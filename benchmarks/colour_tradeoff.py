@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab import checkpoint
+from chromalab.colorizing import checkpoint
 from chromalab.data.lab_arrays import load_split
-from chromalab.metrics import MetricAccumulator
-from chromalab.palette import Gamut
+from chromalab.data.palette import Gamut
+from chromalab.scoring.metrics import MetricAccumulator
 
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import torch
 
-from chromalab import checkpoint, confidence
+from chromalab.colorizing import checkpoint, confidence
 from chromalab.data.lab_arrays import load_split
 
 CORRECTIONS = (0.1, 0.5, 1.0)

@@ -21,7 +21,7 @@ def main() -> int:
     from PIL import Image
     from skimage import data
 
-    from chromalab import model_choice
+    from chromalab.serving import model_choice
 
     torch.set_num_threads(1)
     runner, _ = model_choice.load(None, None, "cpu", root=ROOT)

@@ -12,13 +12,13 @@ On CUDA it
    model and its inputs, cudnn.benchmark on. The data are real photos: data/prepared's memory-mapped
    train arrays when they exist, else random crops (prepare's own crop_boxes) of the real colour
    photos shipped with scikit-image, scikit-learn and matplotlib (the `builtin` source's list),
-   converted with chromalab.color.rgb_to_lab and written as prepare writes them. As the pipeline
+   converted with chromalab.core.color.rgb_to_lab and written as prepare writes them. As the pipeline
    does, the frozen encoder's features are computed once per image (feature_cache.precompute);
 2. checks that the loss falls (the mean of the last 20 % of the steps below (1 - LOSS_MARGIN)
    times the mean of the first 20 %) and that the first `--compare-steps` (5) steps, from the same
    initial weights on the same batches with the same dropout masks, give the losses of a CPU
    float32 run within AMP_RTOL (and, with AMP off and TF32 off, within FP32_RTOL); then runs the
-   pipeline's own `chromalab.train.train` for one short epoch on the device (validation and the
+   pipeline's own `chromalab.training.train.train` for one short epoch on the device (validation and the
    temperature sweep included), so a device-placement slip in the stage itself shows here;
 3. colorizes one real photo at full resolution with the released model through `FullResolution`
    and `colorize_files`, the path `chromalab colorize --device cuda` takes, into
@@ -62,13 +62,13 @@ from gpu_check_data import ROOT, Data, Rows, builtin_photo_paths, load_data  # n
 from gpu_check_training import (LOSS_FRACTION, amp_setup, batches, loss_falls, losses_match, place,  # noqa: E402
                                 seed_dropout, sync, tf32, timed_precompute, train_steps)
 
-from chromalab import color, config, paths
-from chromalab.colorize import colorize_files
-from chromalab.colorizer import Colorizer, build_colorizer, count_parameters
-from chromalab.config import TrainParams
+from chromalab.colorizing.colorize import colorize_files
+from chromalab.colorizing.colorizer import Colorizer, build_colorizer, count_parameters
+from chromalab.core import color, config, paths
+from chromalab.core.config import TrainParams
+from chromalab.core.errors import UserError, first_line
+from chromalab.core.images import load_rgb
 from chromalab.data.lab_arrays import LabBatches
-from chromalab.errors import UserError, first_line
-from chromalab.images import load_rgb
 
 MODEL = "lite_bins"
 
@@ -171,10 +171,10 @@ def compare_with_cpu(init: Colorizer, data: LabBatches, device: torch.device, ar
 
 
 def pipeline_epoch(data: Data, device: torch.device, params: TrainParams, batch_size: int, scratch: Path) -> dict:
-    """The pipeline's own train() (chromalab.train.train, what `dvc repro train@lite_bins` runs)
+    """The pipeline's own train() (chromalab.training.train.train, what `dvc repro train@lite_bins` runs)
     for one epoch of a few batches on the device, AMP and channels_last as params.yaml has them,
     with validation and a temperature sweep, MLflow off. Returns what happened, never raises."""
-    from chromalab.train import train
+    from chromalab.training.train import train
 
     small = scratch / "pipeline_prepared"
     small.mkdir(exist_ok=True)
@@ -214,7 +214,7 @@ def colorize_check(device: torch.device, photo: Path, out_dir: Path, grey_chroma
     """The released model on `photo` at full resolution through the CLI's path (model_choice.load,
     FullResolution, colorize_files) on the device: not grey, and the CPU's result within
     COLORIZE_MAX_DIFF; seconds per megapixel of the FullResolution call (synchronised)."""
-    from chromalab import model_choice
+    from chromalab.serving import model_choice
 
     runner, info = model_choice.load(None, None, str(device))
     t0 = time.perf_counter()
@@ -306,7 +306,7 @@ def main(argv=None) -> int:
     batch_size = args.batch_size or params.batch_size
     lr = params.lr if args.lr is None else args.lr  # --lr 0 is allowed: it makes the loss check fail
     channels_last = device.type == "cuda" and params.channels_last
-    from chromalab.train import seed_everything
+    from chromalab.training.train import seed_everything
 
     seed_everything(params.seed, deterministic=device.type == "cpu")
     torch.backends.cudnn.benchmark = device.type == "cuda"  # autotuned kernels, as train.deterministic: false

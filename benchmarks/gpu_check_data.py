@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab import color, config, paths
-from chromalab.config import PrepareParams
+from chromalab.core import color, config, paths
+from chromalab.core.config import PrepareParams
+from chromalab.core.errors import UserError
+from chromalab.core.images import load_rgb
 from chromalab.data.lab_arrays import LabBatches, load_summary
-from chromalab.errors import UserError
-from chromalab.images import load_rgb
-from chromalab.palette import fit_gamut
+from chromalab.data.palette import fit_gamut
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def write_prepared(out: Path, size: int, crops: int, seed: int, grey_chroma: flo
     """A prepared folder's train split as the prepare stage writes it (float16 Lab memory maps and
     summary.json) from `crops` random crops of each builtin photo (prepare's own crop_boxes: sides
     from 35 % of the shorter side up, resized to `size`)."""
-    from chromalab.prepare import _crop, crop_boxes
+    from chromalab.data.prepare import _crop, crop_boxes
 
     params = PrepareParams(size=size, crops_per_image=crops, seed=seed)
     rng = np.random.default_rng(seed)

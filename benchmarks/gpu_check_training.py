@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from chromalab.colorizer import Colorizer, batch_loss
-from chromalab.config import TrainParams
-from chromalab.distributed import World
-from chromalab.errors import UserError
-from chromalab.feature_cache import FeatureCache, precompute
+from chromalab.colorizing.colorizer import Colorizer, batch_loss
+from chromalab.core.config import TrainParams
+from chromalab.core.errors import UserError
+from chromalab.training.distributed import World
+from chromalab.training.feature_cache import FeatureCache, precompute
 
 # The loss must fall: mean of the last 20 % of the steps < (1 - LOSS_MARGIN) x mean of the first 20 %.
 # Measured here on the CPU, lite_bins' loss falls by far more (docs/scaling.md); a run that only
@@ -29,7 +29,7 @@ LOSS_MARGIN = 0.10
 def amp_setup(device: torch.device, mode: str):
     """(autocast context or nullcontext, dtype name, GradScaler or None). `auto` on CUDA is the
     pipeline's own rule (train.autocast: bf16 where supported, else fp16 with a scaler)."""
-    from chromalab.train import autocast
+    from chromalab.training.train import autocast
 
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return nullcontext(), "float32", None
@@ -93,8 +93,8 @@ def to_device(t: torch.Tensor, device: torch.device, channels_last: bool) -> tor
 def batches(n: int, batch_size: int, params: TrainParams):
     """(rows, the epoch's augmentation table) for step after step, epoch after epoch: train.py's
     own seeded batches and flips."""
-    from chromalab.augment import augmentation_table
-    from chromalab.train import epoch_batches
+    from chromalab.training.augment import augmentation_table
+    from chromalab.training.train import epoch_batches
 
     epoch = 1
     while True:
@@ -110,8 +110,8 @@ def train_steps(colorizer: Colorizer, data, cache: FeatureCache | None, steps: i
     """`steps` optimizer steps as train.py's loop takes them (Adam over the network's parameter
     groups, the LR schedule, flips, cached features), with AMP and channels_last as asked. Returns
     the losses, and the seconds from step `warmup` on (between synchronisations)."""
-    from chromalab.augment import augment
-    from chromalab.train import lr_factor, parameter_groups
+    from chromalab.training.augment import augment
+    from chromalab.training.train import lr_factor, parameter_groups
 
     ctx, dtype, scaler = amp_setup(device, amp_mode)
     optimizer = torch.optim.Adam(parameter_groups(colorizer, lr), lr=lr, weight_decay=params.weight_decay)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import KMeans
 
-from chromalab.color import rgb_to_lab
-from chromalab.images import is_image_file, load_rgb
+from chromalab.core.color import rgb_to_lab
+from chromalab.core.images import is_image_file, load_rgb
 
 
 def load(folder: Path) -> np.ndarray:

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab import checkpoint, paths
+from chromalab.colorizing import checkpoint
+from chromalab.core import paths
 from chromalab.data.lab_arrays import load_split
-from chromalab.metrics import MetricAccumulator
-from chromalab.selection import annealed
+from chromalab.scoring.metrics import MetricAccumulator
+from chromalab.training.selection import annealed
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXTRA_TEMPERATURES = (0.7, 1.0)  # beyond the usual list: where the curve goes
@@ -130,7 +131,7 @@ def _speed(root: Path, name: str) -> float | None:
 
 
 def figure(points: dict, curves: dict, grey: dict) -> bytes:
-    from chromalab.figures import _figure
+    from chromalab.report.figures import _figure
     import io
 
     fig, ax = _figure(6.5, 4.2, 1)

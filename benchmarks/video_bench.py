@@ -56,8 +56,8 @@ def main() -> int:
 
     import torch
 
-    from chromalab import model_choice
-    from chromalab.config import VideoParams
+    from chromalab.core.config import VideoParams
+    from chromalab.serving import model_choice
     from chromalab.video import clip, container
     from chromalab.video.film import colorize_film
 

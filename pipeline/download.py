@@ -1,9 +1,9 @@
 """DVC stage `download`: copy the configured source's photos into data/raw with a manifest."""
 
-from chromalab import config, paths
-from chromalab.download import download
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
+from chromalab.core import config, paths
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
+from chromalab.data.download import download
 
 
 @exit_on_user_error

@@ -3,9 +3,9 @@ test split into reports/eval/NAME."""
 
 import argparse
 
-from chromalab import config, paths
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
+from chromalab.core import config, paths
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
 
 
 @exit_on_user_error
@@ -16,7 +16,7 @@ def main():
     setup_stage()
     params = config.load_params()
     evaluate_params = config.section(params, "evaluate")
-    from chromalab.evaluate import GREY, evaluate
+    from chromalab.scoring.evaluate import GREY, evaluate
 
     if name != GREY:
         config.model_params(params, name)  # an unknown name fails here, with the known ones

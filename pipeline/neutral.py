@@ -3,9 +3,9 @@ textures and the photos prepare dropped as already grey), into reports/neutral/M
 
 import argparse
 
-from chromalab import config, paths
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
+from chromalab.core import config, paths
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
 
 
 @exit_on_user_error
@@ -16,7 +16,7 @@ def main():
     setup_stage()
     params = config.load_params()
     neutral_params = config.section(params, "neutral")
-    from chromalab.neutral import GREY, NEUTRAL, neutral
+    from chromalab.scoring.neutral import GREY, NEUTRAL, neutral
 
     if name != GREY:
         config.model_params(params, name)  # an unknown name fails here, with the known ones

@@ -1,10 +1,10 @@
 """DVC stage `palette`: the k-means palette and Zhang's gamut bins in data/palette, and
 reports/palette.png."""
 
-from chromalab import config, paths
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
-from chromalab.palette import build_palette
+from chromalab.core import config, paths
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
+from chromalab.data.palette import build_palette
 
 
 @exit_on_user_error

@@ -1,9 +1,9 @@
 """DVC stage `prepare`: raw photos -> Lab arrays of prepare.size in data/prepared, split by photo."""
 
-from chromalab import config, paths
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
-from chromalab.prepare import prepare
+from chromalab.core import config, paths
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
+from chromalab.data.prepare import prepare
 
 
 @exit_on_user_error

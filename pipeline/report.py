@@ -2,11 +2,11 @@
 register it in MLflow as `champion`; writes reports/metrics.json, comparison.md, index.html,
 hero.png and curves/."""
 
-from chromalab import config
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
-from chromalab.config import GREY
-from chromalab.report import build_report
+from chromalab.core import config
+from chromalab.core.config import GREY
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
+from chromalab.report.report import build_report
 
 
 @exit_on_user_error

@@ -7,9 +7,9 @@ processes with gloo). A stage killed part-way resumes from data/resume/MODEL whe
 import argparse
 import sys
 
-from chromalab import config, paths
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
+from chromalab.core import config, paths
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
 
 
 @exit_on_user_error
@@ -21,13 +21,14 @@ def main():
     params = config.load_params()
     train_params = config.train_params_for(params, name)
     model_params = config.model_params(params, name)
-    from chromalab import distributed, tracking  # torch is imported only once the params are known to be good
+    from chromalab.core import tracking
+    from chromalab.training import distributed  # torch is imported only once the params are known to be good
 
     if train_params.nproc > 1 and not distributed.launched_by_torchrun():
         return distributed.relaunch_with_torchrun(train_params.nproc, __file__, [name])
     if tracking.enabled():
         tracking.check_reachable()  # an unreachable MLflow server fails now, not after training
-    from chromalab.train import train
+    from chromalab.training.train import train
 
     train(name, model_params, train_params, paths.PREPARED, paths.PALETTE, paths.MODELS / name,
           paths.TRAIN_REPORTS / name / "history.csv",

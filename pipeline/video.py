@@ -1,9 +1,9 @@
 """DVC stage `video`: the film stabiliser measured on a made clip with the released model, against
 per-frame colorization (video/check.py) -> reports/video/metrics.json and strip.jpg."""
 
-from chromalab import config
-from chromalab.errors import exit_on_user_error
-from chromalab.logs import setup_stage
+from chromalab.core import config
+from chromalab.core.errors import exit_on_user_error
+from chromalab.core.logs import setup_stage
 
 
 @exit_on_user_error
@@ -12,9 +12,9 @@ def main():
     params = config.section(config.load_params(), "video")
     import torch
 
-    from chromalab import checkpoint
-    from chromalab.colorize import FullResolution
-    from chromalab.release import read_release
+    from chromalab.colorizing import checkpoint
+    from chromalab.colorizing.colorize import FullResolution
+    from chromalab.serving.release import read_release
     from chromalab.video.check import video_check
 
     path, _ = read_release()  # the released model, its sha256 checked, as `chromalab colorize` loads it

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chromalab.config import DataParams, PaletteParams, PrepareParams
+from chromalab.core.config import DataParams, PaletteParams, PrepareParams
 from helpers import TINY_PREPARE, free_port, run, tiny_repo, train_tiny, write_photo_folder
 
 
@@ -50,7 +50,7 @@ def photo_folder(tmp_path):
 
 @pytest.fixture
 def raw_dir(tmp_path, photo_folder):
-    from chromalab.download import download
+    from chromalab.data.download import download
 
     out = tmp_path / "data" / "raw"
     download(DataParams(source="folder", path=str(photo_folder)), out)
@@ -59,7 +59,7 @@ def raw_dir(tmp_path, photo_folder):
 
 @pytest.fixture
 def prepared_dir(tmp_path, raw_dir):
-    from chromalab.prepare import prepare
+    from chromalab.data.prepare import prepare
 
     out = tmp_path / "data" / "prepared"
     prepare(TINY_PREPARE, raw_dir, out)
@@ -68,7 +68,7 @@ def prepared_dir(tmp_path, raw_dir):
 
 @pytest.fixture
 def palette_dir(tmp_path, prepared_dir):
-    from chromalab.palette import build_palette
+    from chromalab.data.palette import build_palette
 
     out = tmp_path / "data" / "palette"
     build_palette(PaletteParams(k=8, sample_pixels=5000), prepared_dir, out, tmp_path / "reports" / "palette.png")
@@ -106,8 +106,8 @@ def trained_model(tmp_path, prepared_dir, mlflow_uri):
 @pytest.fixture(scope="session")
 def shared_model_dir(tmp_path_factory):
     """One small trained model for the tests that only use it (training takes seconds each time)."""
-    from chromalab.download import download
-    from chromalab.prepare import prepare
+    from chromalab.data.download import download
+    from chromalab.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("shared")
     download(DataParams(source="folder", path=str(write_photo_folder(root / "photos"))), root / "raw")
@@ -172,9 +172,9 @@ def mlflow_server(tmp_path):
 @pytest.fixture(scope="module")
 def resume_data(tmp_path_factory):
     """Prepared arrays and a palette big enough for several steps per epoch."""
-    from chromalab.download import download
-    from chromalab.palette import build_palette
-    from chromalab.prepare import prepare
+    from chromalab.data.download import download
+    from chromalab.data.palette import build_palette
+    from chromalab.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("resume_data")
     download(DataParams(source="folder", path=str(write_photo_folder(root / "photos"))), root / "raw")

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from chromalab.config import PrepareParams
+from chromalab.core.config import PrepareParams
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,8 +66,8 @@ TINY_MODEL = dict(network="unet", representation="ab", network_args={"base_chann
 def train_tiny(tmp_path, prepared_dir, name="tiny", epochs=2, seed=0, palette_dir=None, model=None,
                **train_overrides):
     """Train a small U-Net for a few epochs with the real training loop; returns its folder."""
-    from chromalab.config import ModelParams, TrainParams
-    from chromalab.train import train
+    from chromalab.core.config import ModelParams, TrainParams
+    from chromalab.training.train import train
 
     params = TrainParams(epochs=epochs, batch_size=8, lr=3e-3, seed=seed, **train_overrides)
     model = ModelParams(**(model or TINY_MODEL))
@@ -273,8 +273,8 @@ def float64_colorize(colorizer, size: int, rgb: np.ndarray) -> np.ndarray:
     import torch
     from skimage import color as skcolor
 
-    from chromalab import color
-    from chromalab.colorize import working_shape
+    from chromalab.colorizing.colorize import working_shape
+    from chromalab.core import color
 
     L = torch.from_numpy(skcolor.rgb2lab(rgb)[..., 0])[None, None]
     small = working_shape(*L.shape[-2:], size)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chromalab import archives, fetch
-from chromalab.errors import UserError
+from chromalab.core.errors import UserError
+from chromalab.data import archives, fetch
 
 
 @pytest.fixture(autouse=True)

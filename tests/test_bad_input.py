@@ -25,10 +25,12 @@ import torch
 import yaml
 from PIL import Image
 
-from chromalab import checkpoint, cli, color
-from chromalab.config import DataParams, PaletteParams
+from chromalab import cli
+from chromalab.colorizing import checkpoint
+from chromalab.core import color
+from chromalab.core.config import DataParams, PaletteParams
+from chromalab.core.images import MAX_PIXELS, load_rgb
 from chromalab.data.manifest import read_manifest
-from chromalab.images import MAX_PIXELS, load_rgb
 
 from helpers import REPO, TINY, TINY_PREPARE, real_photos, write_photo_folder
 
@@ -320,9 +322,9 @@ def test_colorize_refuses_a_truncated_checkpoint(album, capsys):
 def prepared_workspace(tmp_path_factory):
     """A workspace after download, prepare and palette: the stage scripts, params.yaml (the tiny
     profile on a folder of real photos) and data/ as the stages left it."""
-    from chromalab.download import download
-    from chromalab.palette import build_palette
-    from chromalab.prepare import prepare
+    from chromalab.data.download import download
+    from chromalab.data.palette import build_palette
+    from chromalab.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("workspace")
     shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab import timings
-from chromalab.report import build_report
+from chromalab.core import timings
+from chromalab.report.report import build_report
 from helpers import img_srcs, write_eval
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab import cli, color
-from chromalab.colorize import working_shape
-from chromalab.model_choice import default_model_name
-from chromalab.errors import UserError
+from chromalab import cli
+from chromalab.colorizing.colorize import working_shape
+from chromalab.core import color
+from chromalab.core.errors import UserError
+from chromalab.serving.model_choice import default_model_name
 
 from helpers import real_photos
 
@@ -182,7 +183,7 @@ def test_colours_outside_the_srgb_gamut_lose_chroma_not_hue():
 
 
 def test_colorize_works_at_the_model_working_size_unless_told(repo):
-    from chromalab.model_choice import load
+    from chromalab.serving.model_choice import load
 
     runner, info = load("tiny", None, "cpu", root=repo)
     assert runner.size == info["image_size"] == 32  # trained at 32 px without eval_size: its working size
@@ -196,8 +197,8 @@ def _bins_model(repo, name, **shrink):
     """A small untrained bins model (a 10-unit ab grid of bins) as data/models/NAME/best.pt."""
     import torch
 
-    from chromalab import checkpoint
-    from chromalab.colorizer import Colorizer
+    from chromalab.colorizing import checkpoint
+    from chromalab.colorizing.colorizer import Colorizer
 
     centers = [[float(a), float(b)] for a in range(-60, 70, 10) for b in range(-60, 70, 10) if np.hypot(a, b) <= 60]
     args = {"centers": centers, "weights": [1.0] * len(centers), "temperature": 1.0, **shrink}

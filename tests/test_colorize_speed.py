@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from chromalab import checkpoint, color, lab_rows
-from chromalab.colorize import FullResolution, colorize_files
-from chromalab.release import read_release
+from chromalab.colorizing import checkpoint
+from chromalab.colorizing.colorize import FullResolution, colorize_files
+from chromalab.core import color, lab_rows
+from chromalab.serving.release import read_release
 
 from helpers import REPO, float64_colorize, real_photos
 

@@ -79,8 +79,8 @@ def test_different_test_images_or_unknown_runs_are_one_line_errors(tmp_path):
 def test_the_colour_cast_is_compared_where_both_per_image_files_carry_it():
     import io
 
-    from chromalab.compare import render, versus
-    from chromalab.records import read_per_image
+    from chromalab.report.compare import render, versus
+    from chromalab.report.records import read_per_image
 
     def per_image(neutral_chroma, b_bias):
         rows = ["image,psnr,colorfulness,colorfulness_gt,neutral_chroma,neutral_pixels,a_bias,b_bias,pixels"]

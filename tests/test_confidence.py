@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from chromalab import checkpoint, confidence
-from chromalab.colorizer import Colorizer, GreyBaseline, describe_shrink, disable_shrink
-from chromalab.errors import UserError
-from chromalab.representations import create_representation
-from chromalab.shrink_choice import choose_shrink, confidence_auroc, score_shrink, shrink_args
+from chromalab.colorizing import checkpoint, confidence
+from chromalab.colorizing.colorizer import Colorizer, GreyBaseline, describe_shrink, disable_shrink
+from chromalab.colorizing.representations import create_representation
+from chromalab.core.errors import UserError
+from chromalab.training.shrink_choice import choose_shrink, confidence_auroc, score_shrink, shrink_args
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -310,7 +310,7 @@ def test_the_shrink_exports_to_onnx_with_the_model(tmp_path):
     """The shrink is part of the model's graph: onnxruntime gives PyTorch's shrunk ab."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from chromalab.export import InferenceGraph, _trace
+    from chromalab.serving.export import InferenceGraph, _trace
 
     torch.manual_seed(0)
     colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4},
@@ -349,7 +349,7 @@ def test_the_binned_auroc_is_the_exact_auroc_of_the_binned_confidences_and_close
 
 
 def test_a_resample_pools_the_drawn_images_pixels_not_their_aurocs():
-    from chromalab import uncertainty
+    from chromalab.scoring import uncertainty
 
     rng = np.random.default_rng(1)
     images = [(rng.uniform(0, 1, 300), rng.uniform(0, 25, 300) * s) for s in (0.6, 1.0, 1.8)]
@@ -388,7 +388,7 @@ def test_training_chooses_the_shrink_on_val_by_the_stated_rule_and_changes_nothi
         tmp_path, prepared_dir, palette_dir, caplog):
     from helpers import train_tiny
 
-    caplog.set_level("INFO", logger="chromalab.shrink_choice")
+    caplog.set_level("INFO", logger="chromalab.training.shrink_choice")
     model = dict(network="unet", representation="bins", network_args={"base_channels": 8})
     plain = train_tiny(tmp_path, prepared_dir, name="plain", epochs=1, palette_dir=palette_dir, model=model)
     shrunk = train_tiny(tmp_path, prepared_dir, name="shrunk", epochs=1, palette_dir=palette_dir, model=model,
@@ -410,9 +410,9 @@ def test_training_chooses_the_shrink_on_val_by_the_stated_rule_and_changes_nothi
     # Rerun on the checkpoint with a ΔCF limit that only the most faithful grid point meets: it is kept.
     import shutil
 
-    from chromalab.config import TrainParams
+    from chromalab.core.config import TrainParams
     from chromalab.data.lab_arrays import LabBatches, batch_loader
-    from chromalab.shrink_choice import choose_on_val
+    from chromalab.training.shrink_choice import choose_on_val
 
     shutil.copy(plain / "best.pt", tmp_path / "again.pt")
     tight = min(r["delta_colorfulness"] for r in sweep)
@@ -427,13 +427,13 @@ def test_training_chooses_the_shrink_on_val_by_the_stated_rule_and_changes_nothi
 
 def test_the_shrink_grid_is_skipped_for_a_model_without_a_confidence(tmp_path, prepared_dir, caplog):
     from helpers import train_tiny
-    from chromalab.config import TrainParams, parse_section
+    from chromalab.core.config import TrainParams, parse_section
 
     for bad, match in [({"shrink_gammas": []}, "shrink_gammas"), ({"shrink_gammas": [-1]}, "shrink_gammas"),
                        ({"shrink_thresholds": [0]}, "shrink_thresholds"), ({"shrink_thresholds": [1.5]}, "shrink_thresholds")]:
         with pytest.raises(UserError, match=f"train.{match}"):
             parse_section("train", bad, TrainParams)
-    caplog.set_level("INFO", logger="chromalab.shrink_choice")
+    caplog.set_level("INFO", logger="chromalab.training.shrink_choice")
     out = train_tiny(tmp_path, prepared_dir, name="ab", epochs=1, shrink_gammas=[1.0])
     assert "shrink_sweep" not in checkpoint.read(out / "best.pt")["config"]
     assert "has no per-pixel confidence; no shrink to choose" in caplog.text

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from chromalab import checkpoint, confidence
+from chromalab.colorizing import checkpoint, confidence
 from chromalab.data.lab_arrays import load_split
 from helpers import load_benchmark, train_tiny
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chromalab.config import (
+from chromalab.core.config import (
     PaletteParams,
     PrepareParams,
     TrainParams,
@@ -15,7 +15,7 @@ from chromalab.config import (
     parse_section,
     section,
 )
-from chromalab.errors import UserError
+from chromalab.core.errors import UserError
 
 
 def write_params(tmp_path, text: str):
@@ -171,7 +171,7 @@ def test_out_of_range_values_name_their_key(sec, key, value):
 
 def test_parse_section_uses_the_key_it_is_given_in_errors():
     with pytest.raises(UserError, match=r"^models\.x\.network_args: expected dict"):
-        from chromalab.config import ModelParams
+        from chromalab.core.config import ModelParams
 
         parse_section("models.x", {"network_args": [1]}, ModelParams)
 
@@ -214,7 +214,7 @@ def test_league_returns_the_names_in_order():
 
 
 def test_unknown_network_lists_the_known_ones():
-    from chromalab.colorizer import check_names
+    from chromalab.colorizing.colorizer import check_names
     from chromalab.models import list_models
 
     model = model_params({"models": {"mine": {"network": "resnet9000"}}}, "mine")  # params alone: no registry
@@ -227,7 +227,7 @@ def test_unknown_network_lists_the_known_ones():
 
 
 def test_unknown_representation_lists_the_known_ones():
-    from chromalab.colorizer import check_names
+    from chromalab.colorizing.colorizer import check_names
 
     with pytest.raises(UserError, match=r"^models\.mine\.representation: .*known: .*\bab\b"):
         check_names("models.mine", "unet", "hsv")
@@ -238,7 +238,7 @@ def test_params_validation_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from chromalab import config; "
+    code = ("import sys; from chromalab.core import config; "
             "config.model_params({'models': {'m': {'network': 'x'}}}, 'm'); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -289,7 +289,7 @@ def test_empty_params_file_gives_defaults(tmp_path):
 
 
 def test_a_model_can_override_train_values_and_typos_there_are_caught():
-    from chromalab.config import train_params_for
+    from chromalab.core.config import train_params_for
 
     params = {"train": {"epochs": 8, "lr": 0.001},
               "models": {"fast": {"network": "unet", "train": {"epochs": 20}},

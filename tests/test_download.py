@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from chromalab import download as download_module
-from chromalab.config import DataParams
+from chromalab.core.config import DataParams
+from chromalab.core.digest import sha256_file
+from chromalab.core.errors import UserError
+from chromalab.data import download as download_module
 from chromalab.data import sources
+from chromalab.data.download import download
 from chromalab.data.manifest import COLUMNS, read_manifest
-from chromalab.digest import sha256_file
-from chromalab.download import download
-from chromalab.errors import UserError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "pipeline" / "download.py"
 

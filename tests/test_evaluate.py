@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from chromalab import timings, tracking
-from chromalab.config import EvaluateParams
-from chromalab.errors import UserError
+from chromalab.core import timings, tracking
+from chromalab.core.config import EvaluateParams
+from chromalab.core.errors import UserError
 from chromalab.data.lab_arrays import load_split
-from chromalab.evaluate import evaluate, gallery_rows
+from chromalab.scoring.evaluate import evaluate, gallery_rows
 from helpers import real_photos, train_tiny
 
 PARAMS = EvaluateParams(batch_size=3, gallery=3, seed=0)
@@ -129,7 +129,7 @@ def test_full_resolution_photos_are_colorized_and_scored_beside_the_grey_baselin
 def test_already_grey_photos_are_skipped_not_scored(tmp_path, prepared_dir, palette_dir, caplog):
     """An already-grey photo is identical to the grey baseline's output (PSNR capped at 100 dB),
     so it would decide the mean PSNR alone: it is skipped, named in the log, counted."""
-    caplog.set_level("INFO", logger="chromalab.evaluate")
+    caplog.set_level("INFO", logger="chromalab.scoring.evaluate")
     params = EvaluateParams(photos=str(_photo_folder(tmp_path, grey=True)), photo_size=64, photos_shown=3)
     with_grey = evaluate("grey", params, prepared_dir, palette_dir, tmp_path / "data" / "models", tmp_path / "g")
     assert with_grey["photos_count"] == 2 and with_grey["photos_skipped_grey"] == 1
@@ -182,9 +182,11 @@ def test_a_confident_model_gets_its_auroc_reliability_and_maps_and_its_shrink_fa
     evaluated with its shrink off and on (the same weights)."""
     import csv
 
-    from chromalab import checkpoint, color, confidence, metrics
-    from chromalab.colorizer import Colorizer
-    from chromalab.representations import representation_args
+    from chromalab.colorizing import checkpoint, confidence
+    from chromalab.colorizing.colorizer import Colorizer
+    from chromalab.colorizing.representations import representation_args
+    from chromalab.core import color
+    from chromalab.scoring import metrics
 
     models = tmp_path / "data" / "models"
     args = representation_args("bins", {}, palette_dir)

@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from chromalab import cli, color
-from chromalab.release import PACKAGED_RELEASE
+from chromalab import cli
+from chromalab.core import color
+from chromalab.serving.release import PACKAGED_RELEASE
 from helpers import real_photos
 
 onnx = pytest.importorskip("onnx")
@@ -103,7 +104,7 @@ def test_the_released_model_exports_with_its_sidecar(exported):
 
 
 def test_onnxruntime_gives_pytorchs_ab(exported):
-    from chromalab import model_choice
+    from chromalab.serving import model_choice
 
     folder, _ = exported
     runner, _ = model_choice.load(None, None, "cpu")

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from chromalab import fetch
-from chromalab.errors import UserError
+from chromalab.core.errors import UserError
+from chromalab.data import fetch
 from local_server import DROP, UNAVAILABLE, FileServer
 
 # Real bytes, large enough to span several reads and to be cut in half meaningfully.
@@ -120,7 +120,7 @@ def test_a_damaged_cached_file_is_downloaded_again(server):
 
 
 def test_without_a_checksum_the_url_is_fetched_every_time(server, caplog):
-    caplog.set_level(logging.INFO, logger="chromalab.fetch")
+    caplog.set_level(logging.INFO, logger="chromalab.data.fetch")
     url = server.add("big.bin", PAYLOAD)
     assert fetch.fetch(url).sha256 == SHA
     assert fetch.fetch(url).sha256 == SHA

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab import judge
+from chromalab.scoring import judge
 
 from helpers import real_photos
 

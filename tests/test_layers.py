@@ -110,40 +110,41 @@ def test_no_import_cycle_inside_chromalab():
     assert cycles(without_parent_edges) == []
 
 
-# The package's layers, lowest first: a module may import its own layer and those before it only.
-LAYERS = (
-    ("params and files", "chromalab chromalab.config chromalab.errors chromalab.paths chromalab.atomic chromalab.logs chromalab.digest "
-                         "chromalab.vcs chromalab.color chromalab.lab_rows chromalab.images chromalab.timings"),
-    ("data", "chromalab.data chromalab.fetch chromalab.archives chromalab.download chromalab.prepare chromalab.palette"),
-    ("model", "chromalab.models chromalab.confidence chromalab.representations chromalab.colorizer "
-              "chromalab.checkpoint chromalab.colorize chromalab.device chromalab.metrics chromalab.uncertainty "
-              "chromalab.judge"),
-    ("training", "chromalab.train chromalab.augment chromalab.feature_cache chromalab.selection chromalab.resume "
-                 "chromalab.distributed chromalab.tracking chromalab.shrink_choice"),
-    ("scoring and report", "chromalab.evaluate chromalab.report chromalab.records chromalab.recommend "
-                           "chromalab.league_table chromalab.gallery chromalab.champion chromalab.report_page "
-                           "chromalab.figures chromalab.lineage chromalab.compare chromalab.speed_quality "
-                           "chromalab.neutral chromalab.per_dataset"),
-    ("films", "chromalab.video"),
-    ("serving", "chromalab.model_choice chromalab.release chromalab.relog chromalab.export chromalab.cli"),
-)
+# The package's layers, lowest first, one folder of src/chromalab each: a module may import its own
+# folder and the folders before it only. The command line (cli.py) sits above them all.
+LAYERS = ("core", "data", "models", "colorizing", "scoring", "training", "report", "video", "serving")
+TOP = "chromalab.cli"
 
 
 def layer_of(module: str) -> int | None:
-    """A module's layer; a package's modules (chromalab.models.unet) are in their package's."""
-    for i, (_, names) in enumerate(LAYERS):
-        for name in names.split():
-            if module == name or (name != "chromalab" and module.startswith(name + ".")):
-                return i
-    return None
+    """A module's layer: its folder's place in LAYERS (chromalab.models.unet: models)."""
+    if module == "chromalab":  # the package's __init__ imports nothing
+        return -1
+    if module == TOP:
+        return len(LAYERS)
+    folder = module.split(".")[1]
+    return LAYERS.index(folder) if folder in LAYERS else None
+
+
+def upward(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted((m, d) for m, targets in edges.items() for d in targets if layer_of(d) > layer_of(m))
+
+
+def test_every_module_is_in_a_layer_folder():
+    unplaced = sorted(m for m in graph() if layer_of(m) is None)
+    assert unplaced == [], f"modules outside the layer folders {LAYERS}: {unplaced}"
+    folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    assert folders == sorted(LAYERS), "a package folder that LAYERS does not place"
 
 
 def test_layers_only_point_down():
-    edges = graph()
-    unplaced = sorted(m for m in edges if layer_of(m) is None)
-    assert unplaced == [], f"modules in no layer of LAYERS: {unplaced}"
-    upward = sorted((m, d) for m, targets in edges.items() for d in targets if layer_of(d) > layer_of(m))
-    assert upward == [], f"imports pointing up a layer: {upward}"
+    assert upward(graph()) == [], "imports pointing up a layer"
+
+
+def test_the_layer_check_can_fail():
+    edges = {"chromalab.core.paths": {"chromalab.training.train"}, "chromalab.training.train": {"chromalab.core.paths"}}
+    assert upward(edges) == [("chromalab.core.paths", "chromalab.training.train")]
+    assert layer_of("chromalab.stray") is None
 
 
 def test_the_cycle_check_can_fail():
@@ -203,4 +204,4 @@ def test_a_stage_depends_on_no_code_it_does_not_run():
 def test_the_deps_check_can_fail():
     edges = graph()
     script = REPO / "pipeline" / "prepare.py"
-    assert "src/chromalab/color.py" in uncovered(script, ["pipeline/prepare.py", "src/chromalab/prepare.py"], edges)
+    assert "src/chromalab/core/color.py" in uncovered(script, ["pipeline/prepare.py", "src/chromalab/data/prepare.py"], edges)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from chromalab import config
-from chromalab.colorize import FullResolution
+from chromalab.colorizing.colorize import FullResolution
+from chromalab.colorizing.colorizer import batch_loss, build_colorizer
+from chromalab.core import config
 from chromalab.data.lab_arrays import LabBatches, load_summary
-from chromalab.colorizer import batch_loss, build_colorizer
-from chromalab.feature_cache import precompute
+from chromalab.training.feature_cache import precompute
 
 from helpers import real_photos
 

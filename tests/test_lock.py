@@ -43,12 +43,12 @@ def test_the_check_sees_a_changed_file(tmp_path):
     subprocess.run([str(dvc), "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([str(dvc), "config", "core.analytics", "false"], cwd=tmp_path, check=True)
     before = stale_dependencies(tmp_path)
-    with open(tmp_path / "src/chromalab/paths.py", "a") as f:
+    with open(tmp_path / "src/chromalab/core/paths.py", "a") as f:
         f.write("\n# a change\n")
     params = (tmp_path / "params.yaml").read_text().replace("  count: 8 ", "  count: 9 ")
     (tmp_path / "params.yaml").write_text(params)
     after = stale_dependencies(tmp_path)
-    assert "src/chromalab/paths.py modified" in after["download"] and "src/chromalab/paths.py modified" \
+    assert "src/chromalab/core/paths.py modified" in after["download"] and "src/chromalab/core/paths.py modified" \
         not in before.get("download", [])
     assert any("params.yaml" in d for d in after["neutral_released"])
     assert not any("params.yaml" in d for d in before.get("neutral_released", []))

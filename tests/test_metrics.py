@@ -10,8 +10,8 @@ from skimage.color import rgb2gray
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
-from chromalab.color import rgb_to_lab
-from chromalab.metrics import (
+from chromalab.core.color import rgb_to_lab
+from chromalab.scoring.metrics import (
     PSNR_CAP_DB,
     MetricAccumulator,
     colorfulness,
@@ -330,5 +330,5 @@ def test_grey_baseline_has_no_neutral_chroma_and_minus_the_truths_mean_as_bias()
 
 
 def test_metrics_module_does_not_import_torch():
-    code = "import sys, chromalab.metrics; sys.exit('torch' in sys.modules)"
+    code = "import sys, chromalab.scoring.metrics; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from chromalab import checkpoint
-from chromalab.colorizer import Colorizer, count_parameters
+from chromalab.colorizing import checkpoint
+from chromalab.colorizing.colorizer import Colorizer, count_parameters
+from chromalab.colorizing.representations import ABRegression, create_representation, list_representations
+from chromalab.core.errors import UserError
 from chromalab.data.lab_arrays import load_split
-from chromalab.errors import UserError
 from chromalab.models import create_model, list_models, registry
 from chromalab.models.unet import UNet
-from chromalab.representations import ABRegression, create_representation, list_representations
 
 SMALL = {"base_channels": 8}
 

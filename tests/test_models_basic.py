@@ -9,9 +9,9 @@ from skimage import data
 from skimage.transform import resize
 from torch import nn
 
-from chromalab import color
-from chromalab.colorizer import Colorizer, count_parameters
-from chromalab.errors import UserError
+from chromalab.colorizing.colorizer import Colorizer, count_parameters
+from chromalab.core import color
+from chromalab.core.errors import UserError
 from chromalab.models import create_model, list_models, registry
 from chromalab.models.autoencoder import Autoencoder
 from chromalab.models.kmeans_cnn import KMeansCNN

@@ -10,13 +10,13 @@ from skimage import data
 from skimage.transform import resize
 from torch import nn
 
-from chromalab import color
-from chromalab.colorizer import Colorizer, count_parameters
-from chromalab.config import ModelParams
-from chromalab.errors import UserError
+from chromalab.colorizing.colorizer import Colorizer, count_parameters
+from chromalab.colorizing.colorizer import build_colorizer
+from chromalab.core import color
+from chromalab.core.config import ModelParams
+from chromalab.core.errors import UserError
 from chromalab.models import create_model, registry
 from chromalab.models.iizuka import Iizuka
-from chromalab.colorizer import build_colorizer
 
 SMALL = {"width": 0.125}
 
@@ -141,7 +141,7 @@ def test_build_colorizer_sizes_the_head_from_the_data_labels():
 
 
 def test_build_colorizer_without_labels_disables_the_head(caplog):
-    caplog.set_level(logging.INFO, logger="chromalab.colorizer")
+    caplog.set_level(logging.INFO, logger="chromalab.colorizing.colorizer")
     colorizer, network_args, _ = build_colorizer(_model(), {"labels": []}, None)
     assert colorizer.num_classes == 0 and network_args["num_classes"] == 0
     assert not [name for name, _ in colorizer.named_parameters() if "class" in name]

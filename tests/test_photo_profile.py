@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dvc.utils.hydra import apply_overrides
 
-from chromalab import config
+from chromalab.core import config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from chromalab.config import EvaluateParams
-from chromalab.evaluate import evaluate
-from chromalab.report import build_report
+from chromalab.core.config import EvaluateParams
+from chromalab.report.report import build_report
+from chromalab.scoring.evaluate import evaluate
 
 from PIL import Image
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab import prepare as prepare_module
-from chromalab.color import rgb_to_lab
-from chromalab.config import DataParams
+from chromalab.core.color import rgb_to_lab
+from chromalab.core.config import DataParams
+from chromalab.core.errors import UserError
+from chromalab.core.images import load_rgb
+from chromalab.data import prepare as prepare_module
+from chromalab.data.download import download
 from chromalab.data.manifest import COLUMNS, read_manifest, write_manifest
-from chromalab.download import download
-from chromalab.errors import UserError
-from chromalab.images import load_rgb
-from chromalab.prepare import SPLITS, prepare
+from chromalab.data.prepare import SPLITS, prepare
 
 from helpers import TINY_PREPARE, real_photos, write_photo_folder
 
@@ -348,7 +348,7 @@ def test_eval_size_gives_val_and_test_whole_photos_at_that_size(tmp_path, raw_di
 
 
 def test_eval_size_must_be_a_sensible_size():
-    from chromalab.config import parse_section, PrepareParams
+    from chromalab.core.config import parse_section, PrepareParams
 
     with pytest.raises(UserError, match="prepare.eval_size: must be at least 8, got 4"):
         parse_section("prepare", {"eval_size": 4}, PrepareParams)

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 
-from chromalab import color
+from chromalab.core import color
 
 from helpers import REPO, real_photos, write_photo_folder
 
@@ -33,7 +33,7 @@ LAB_DIGEST = """
 import hashlib, sys
 import numpy as np
 from skimage import data
-from chromalab import color
+from chromalab.core import color
 images = [data.astronaut(), data.coffee(), data.chelsea()]
 new, old = hashlib.sha256(), hashlib.sha256()
 for rgb in images:
@@ -95,9 +95,9 @@ def test_prepare_writes_the_same_bytes_with_the_cpu_dispatch_forced_down(tmp_pat
     script = f"""
 import hashlib, sys
 from pathlib import Path
-from chromalab.config import DataParams, PrepareParams
-from chromalab.download import download
-from chromalab.prepare import prepare
+from chromalab.core.config import DataParams, PrepareParams
+from chromalab.data.download import download
+from chromalab.data.prepare import prepare
 root = Path(sys.argv[1])
 if not (root / "raw").exists():
     download(DataParams(source="folder", path=str({str(raw)!r})), root / "raw")

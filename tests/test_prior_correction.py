@@ -7,9 +7,9 @@ import csv
 import pytest
 import torch
 
-from chromalab import checkpoint
-from chromalab.errors import UserError
-from chromalab.representations import create_representation
+from chromalab.colorizing import checkpoint
+from chromalab.colorizing.representations import create_representation
+from chromalab.core.errors import UserError
 
 from helpers import train_tiny
 
@@ -88,7 +88,7 @@ def test_a_prior_correction_outside_0_1_is_one_line(bad):
 
 
 def test_the_val_sweep_chooses_the_correction_with_the_temperature(tmp_path, prepared_dir, palette_dir, mlflow_uri):
-    from chromalab.config import TrainParams, parse_section
+    from chromalab.core.config import TrainParams, parse_section
 
     with pytest.raises(UserError, match="train.prior_corrections: swept with the temperatures"):
         parse_section("train", {"prior_corrections": [0, 1]}, TrainParams)

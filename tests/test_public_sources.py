@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab import fetch
-from chromalab.config import DataParams, section
+from chromalab.core.config import DataParams, section
+from chromalab.core.errors import UserError
+from chromalab.data import fetch
 from chromalab.data import public, sources
+from chromalab.data.download import download
 from chromalab.data.manifest import read_manifest
-from chromalab.download import download
-from chromalab.errors import UserError
 from helpers import real_photos
 from local_server import DROP, UNAVAILABLE, FileServer
 

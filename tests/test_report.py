@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chromalab.config import ReportParams
-from chromalab.errors import UserError
-from chromalab.recommend import recommended_model
-from chromalab.records import METRICS
-from chromalab.report import build_report
+from chromalab.core.config import ReportParams
+from chromalab.core.errors import UserError
+from chromalab.report.recommend import recommended_model
+from chromalab.report.records import METRICS
+from chromalab.report.report import build_report
 from helpers import GALLERY, REPO, img_srcs, write_eval
 
 OUTPUTS = ("metrics.json", "comparison.md", "index.html", "hero.png", "gallery.png", "curves")
@@ -225,7 +225,7 @@ def test_recommended_model_is_the_best_psnr_among_faithful_colours():
 
 
 def test_recommended_model_falls_back_to_best_psnr_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+    with caplog.at_level(logging.WARNING, logger="chromalab.report.report"):
         assert recommended_model(FAITHFUL_OR_NOT, 0.5) == "sepia"
     assert "no model has |ΔCF| <= 0.5" in caplog.text and "report.max_delta_colorfulness" in caplog.text
 
@@ -282,7 +282,7 @@ def test_curves_hold_every_model_in_long_form_for_dvc_plots(reports):
 
 def test_a_model_without_history_keeps_its_row_but_has_no_training_plot(reports, caplog):
     (reports / "train" / "tiny" / "history.csv").unlink()
-    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+    with caplog.at_level(logging.WARNING, logger="chromalab.report.report"):
         build_report(["unet", "tiny", "grey"], reports)
     assert "train/tiny/history.csv: missing" in caplog.text
     assert not (reports / "curves" / "training_tiny.svg").exists()
@@ -447,11 +447,11 @@ def test_confidence_shrink_and_grey_scenes_reach_metrics_json_the_tables_and_the
     long = (reports / "curves" / "reliability.csv").read_text().splitlines()
     assert long[0] == "model,low,high,pixels,mean_confidence,share_right" and len(long) == 11
     # The hero stays grey | recommended | truth, and the confidence maps are no gallery rows of their own.
-    from chromalab.report import _hero_rows
+    from chromalab.report.report import _hero_rows
 
     _, headers = _hero_rows(["unet", "tiny", "grey"], "tiny", reports, 3)
     assert headers == ["grey input", "tiny (recommended)", "ground truth"]
-    from chromalab.gallery import collect_gallery
+    from chromalab.report.gallery import collect_gallery
 
     gallery = collect_gallery(["unet", "tiny", "grey"], reports)
     assert gallery.headers == ["input (grey)", "unet", "tiny", "tiny confidence", "ground truth"]

@@ -16,9 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from chromalab import checkpoint, cli
-from chromalab.config import DataParams
-from chromalab.report import build_report
+from chromalab import cli
+from chromalab.colorizing import checkpoint
+from chromalab.core.config import DataParams
+from chromalab.report.report import build_report
 from helpers import TINY_PREPARE, real_photos, train_tiny, write_eval, write_photo_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -35,8 +36,8 @@ def _git(root, *args):
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     """A pipeline folder (a git repository) after train, evaluate and report: `tiny` is recommended."""
-    from chromalab.download import download
-    from chromalab.prepare import prepare
+    from chromalab.data.download import download
+    from chromalab.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("registry")
     with pytest.MonkeyPatch.context() as mp:
@@ -113,7 +114,7 @@ def _logged_checkpoint(root):
 
 
 def test_a_logged_model_loads_from_its_checked_checkpoint_never_from_pickle(registered, tmp_path, monkeypatch, capsys):
-    from chromalab import model_choice
+    from chromalab.serving import model_choice
 
     monkeypatch.chdir(registered)
     copy, run = _logged_checkpoint(registered)
@@ -156,7 +157,7 @@ def test_report_with_tracking_off_registers_nothing_and_says_so(registered, monk
     out = registered.parent / "tracking-off"
     shutil.copytree(registered / "reports", out / "reports")
     shutil.copytree(registered / "data" / "models", out / "data" / "models")
-    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+    with caplog.at_level(logging.WARNING, logger="chromalab.report.report"):
         build_report(["tiny", "grey"], out / "reports", all_params={})
     assert "not registering tiny in MLflow: tracking is off (CHROMALAB_MLFLOW)" in caplog.text
     assert "Not registered in MLflow: tracking is off (CHROMALAB_MLFLOW=off)." in (out / "reports" / "index.html").read_text()
@@ -170,7 +171,7 @@ def test_report_without_an_mlflow_run_says_why_it_did_not_register(tmp_path, cap
     run_file.parent.mkdir(parents=True)
     run_file.write_text(json.dumps({"run_id": None, "model_uri": None, "tracking_uri": "sqlite:///x.db",
                                     "failure": "MLflow tracking was off (CHROMALAB_MLFLOW=off)"}))
-    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+    with caplog.at_level(logging.WARNING, logger="chromalab.report.report"):
         metrics = build_report(["unet", "grey"], reports, all_params={})
     assert metrics["recommended"] == "unet"  # the report itself is complete
     assert "not registering unet in MLflow: MLflow tracking was off (CHROMALAB_MLFLOW=off)" in caplog.text
@@ -179,7 +180,7 @@ def test_report_without_an_mlflow_run_says_why_it_did_not_register(tmp_path, cap
 
     run_file.unlink()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+    with caplog.at_level(logging.WARNING, logger="chromalab.report.report"):
         build_report(["unet", "grey"], reports, all_params={})
     assert f"not registering unet in MLflow: {run_file} is missing" in caplog.text
 
@@ -191,7 +192,7 @@ def test_report_with_an_unreachable_tracking_server_is_still_written(tmp_path, m
     run_file = tmp_path / "data" / "models" / "unet" / "run.json"
     run_file.parent.mkdir(parents=True)
     run_file.write_text(json.dumps({"run_id": "abc", "model_uri": "models:/m-abc", "tracking_uri": "http://127.0.0.1:9"}))
-    with caplog.at_level(logging.WARNING, logger="chromalab.report"):
+    with caplog.at_level(logging.WARNING, logger="chromalab.report.report"):
         assert build_report(["unet", "grey"], reports, all_params={})["recommended"] == "unet"
     assert "not registering unet in MLflow at http://127.0.0.1:9" in caplog.text
     assert "Not registered in MLflow" in (reports / "index.html").read_text()

@@ -27,12 +27,13 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from chromalab import checkpoint, color
-from chromalab.colorizer import Colorizer
-from chromalab.config import DataParams, PaletteParams
+from chromalab.colorizing import checkpoint
+from chromalab.colorizing.colorizer import Colorizer
+from chromalab.colorizing.representations import create_representation, representation_args
+from chromalab.core import color
+from chromalab.core.config import DataParams, PaletteParams
+from chromalab.core.errors import UserError
 from chromalab.data.lab_arrays import load_split
-from chromalab.errors import UserError
-from chromalab.representations import create_representation, representation_args
 
 from helpers import TINY_PREPARE, real_photos, write_photo_folder
 
@@ -43,9 +44,9 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """conftest's prepared_dir and palette_dir, built once for this module, plus an RGB palette."""
-    from chromalab.download import download
-    from chromalab.palette import build_palette
-    from chromalab.prepare import prepare
+    from chromalab.data.download import download
+    from chromalab.data.palette import build_palette
+    from chromalab.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("reps")
     download(DataParams(source="folder", path=str(write_photo_folder(root / "photos"))), root / "raw")

@@ -4,7 +4,8 @@ file that git ignores, removed when no timing is left to draw it from."""
 import subprocess
 from pathlib import Path
 
-from chromalab import speed_quality, timings
+from chromalab.core import timings
+from chromalab.report import speed_quality
 
 REPO = Path(__file__).resolve().parents[1]
 

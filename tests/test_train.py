@@ -5,13 +5,14 @@ import mlflow
 import pytest
 import torch
 
-from chromalab import checkpoint, tracking
-from chromalab.config import ModelParams, TrainParams
-from chromalab.errors import UserError
-from chromalab.augment import augment, augmentation_table
-from chromalab.device import select_device
-from chromalab.prepare import prepare
-from chromalab.train import lr_factor, train
+from chromalab.colorizing import checkpoint
+from chromalab.colorizing.device import select_device
+from chromalab.core import tracking
+from chromalab.core.config import ModelParams, TrainParams
+from chromalab.core.errors import UserError
+from chromalab.data.prepare import prepare
+from chromalab.training.augment import augment, augmentation_table
+from chromalab.training.train import lr_factor, train
 
 from helpers import TINY_MODEL, TINY_PREPARE, train_tiny
 
@@ -141,7 +142,7 @@ def test_annealed_mean_temperature_is_chosen_on_val_and_kept_in_the_checkpoint(t
 
 
 def test_gpu_settings_are_inert_on_the_cpu_and_determinism_turns_cudnn_autotuning_off():
-    from chromalab.train import autocast, seed_everything
+    from chromalab.training.train import autocast, seed_everything
 
     context, scaler = autocast(torch.device("cpu"), enabled=True)
     assert scaler is None and type(context).__name__ == "nullcontext"  # AMP is for CUDA only
@@ -175,7 +176,7 @@ def test_torch_compile_flag_trains_the_same_model_within_float_tolerance(tmp_pat
 
 
 def test_with_a_temperature_sweep_the_epoch_is_chosen_by_faithful_colour_then_psnr():
-    from chromalab.selection import better as _better
+    from chromalab.training.selection import better as _better
 
     best = {"val_loss": 1.0, "val_psnr": 23.0, "val_delta_colorfulness": 9.0}
     faithful = {"val_loss": 2.0, "val_psnr": 22.0, "val_delta_colorfulness": 4.0}
@@ -195,7 +196,7 @@ SWEEP = [  # a temperature sweep on val: the sharper T has the better PSNR but c
 
 
 def test_the_selection_rule_trades_psnr_for_neutral_greys_only_under_a_limit():
-    from chromalab.selection import choose
+    from chromalab.training.selection import choose
 
     assert choose(SWEEP, 5.0)["temperature"] == 0.2  # no neutral chroma limit (the default): best PSNR
     assert choose(SWEEP, 5.0, max_neutral_chroma=3.0)["temperature"] == 0.6  # 0.2 casts 6 > 3 on greys
@@ -207,7 +208,7 @@ def test_the_selection_rule_trades_psnr_for_neutral_greys_only_under_a_limit():
 
 
 def test_the_fallback_normalises_each_excess_by_its_limit():
-    from chromalab.selection import choose, violation
+    from chromalab.training.selection import choose, violation
 
     assert violation(SWEEP[0], 5.0, 1.0) == pytest.approx(5.0)
     assert violation(SWEEP[2], 5.0, 1.0) == pytest.approx(0.8)
@@ -217,7 +218,7 @@ def test_the_fallback_normalises_each_excess_by_its_limit():
 
 
 def test_the_epoch_is_chosen_by_the_same_rule_and_a_neutral_chroma_limit_binds_without_a_sweep():
-    from chromalab.selection import better as _better
+    from chromalab.training.selection import better as _better
 
     sharp, clean = SWEEP[0], SWEEP[1]
     assert _better(sharp, clean, sweeping=True, max_delta_cf=5.0)
@@ -254,7 +255,7 @@ def test_the_sweep_runs_every_epoch_and_the_history_says_which_temperature(tmp_p
 def test_cached_features_reach_the_batch_device():
     """The frozen features live in CPU memory; a model on a GPU must get them on its device (the
     meta device stands in for CUDA here: the same .to() path, no GPU needed)."""
-    from chromalab.feature_cache import FeatureCache, extra_inputs
+    from chromalab.training.feature_cache import FeatureCache, extra_inputs
 
     cache = FeatureCache((torch.ones(4, 3, 2, 2), torch.zeros(4, 5)), (torch.full((4, 3, 2, 2), 2.0), torch.ones(4, 5)))
     batch = {"rows": torch.tensor([0, 2]), "L": torch.empty(2, 1, 8, 8, device="meta")}
@@ -271,10 +272,10 @@ def test_mirrored_features_are_computed_for_the_train_split_only_and_match_nchw(
     network's own (NCHW) forward gives, up to float16 storage."""
     import numpy as np
 
-    from chromalab import color
-    from chromalab.colorizer import Colorizer
+    from chromalab.colorizing.colorizer import Colorizer
+    from chromalab.core import color
     from chromalab.data.lab_arrays import LabBatches
-    from chromalab.feature_cache import precompute
+    from chromalab.training.feature_cache import precompute
 
     colorizer = Colorizer("encoder_unet", "ab", {"decoder_channels": 16, "pretrained": False})
     data = LabBatches(prepared_dir, "val")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from chromalab import uncertainty
+from chromalab.scoring import uncertainty
 
 
 def test_the_interval_of_a_mean_has_the_width_theory_gives_and_covers_95_percent():

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from chromalab import cli
-from chromalab.config import VideoParams
+from chromalab.core.config import VideoParams
 from chromalab.video import clip, container
 from chromalab.video.score import FilmScorer
 from chromalab.video.stabilise import Stabiliser
@@ -63,7 +63,7 @@ def test_colorize_a_film_keeps_frames_rate_size_timestamps_and_audio(made, tmp_p
 
 
 def test_the_stabiliser_halves_the_temporal_error_at_no_psnr_cost_and_resets_at_the_cut(tmp_path):
-    from chromalab import model_choice
+    from chromalab.serving import model_choice
     from chromalab.video.check import video_check
 
     runner, _ = model_choice.load(None, None, "cpu")
@@ -84,7 +84,7 @@ def test_strength_zero_passes_the_networks_colour_and_a_cut_starts_afresh():
     views = clip.pan(first, 10, 96, 64) + clip.pan(second, 8, 96, 64)
     rng = np.random.default_rng(0)
     stabiliser, steady = Stabiliser(VideoParams(strength=0.0)), Stabiliser(VideoParams())
-    from chromalab import color
+    from chromalab.core import color
 
     for i, view in enumerate(views):
         L = color.rgb_to_lab(view)[..., 0]
@@ -210,7 +210,7 @@ def test_film_options_out_of_range_are_usage_errors(made, tmp_path, capsys, args
 def test_the_cli_defaults_are_params_yaml_video_section():
     from pathlib import Path
 
-    from chromalab import config
+    from chromalab.core import config
 
     repo = Path(__file__).resolve().parents[1]
     assert config.section(config.load_params(repo / "params.yaml"), "video") == VideoParams()

@@ -12,9 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
-from chromalab import logs
-from chromalab.atomic import read_json
-from chromalab.errors import EXIT_USER_ERROR, UserError, first_line
+from chromalab.core import logs
+from chromalab.core.atomic import read_json
+from chromalab.core.errors import EXIT_USER_ERROR, UserError, first_line
 from chromalab.video import VIDEO_EXTENSIONS
 
 EXIT_FAILED = 1  # colorize: some file failed; any command: an unexpected error
@@ -57,7 +57,7 @@ def _say(args, message: str) -> None:
 
 def _split_films(args) -> tuple[list[Path], list[str]]:
     """The inputs that are films (a video file; a folder with --frames) and the rest (photos)."""
-    from chromalab.colorize import GLOB_CHARS
+    from chromalab.colorizing.colorize import GLOB_CHARS
     from chromalab.video.container import is_video_file
 
     films, photos = [], []
@@ -69,9 +69,10 @@ def _split_films(args) -> tuple[list[Path], list[str]]:
 
 
 def _colorize(args) -> int:
-    from chromalab import colorize, model_choice
-    from chromalab.colorizer import describe_shrink, disable_shrink
-    from chromalab.images import IMAGE_EXTENSIONS
+    from chromalab.colorizing import colorize
+    from chromalab.colorizing.colorizer import describe_shrink, disable_shrink
+    from chromalab.core.images import IMAGE_EXTENSIONS
+    from chromalab.serving import model_choice
 
     log = logging.getLogger("chromalab.cli")
     films, photo_inputs = _split_films(args)
@@ -128,7 +129,7 @@ def _stabilise_params(args):
     import dataclasses
     from fractions import Fraction
 
-    from chromalab.config import VideoParams
+    from chromalab.core.config import VideoParams
 
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise UserError(f"--fps {args.fps}: must be above 0 and at most 1000")
@@ -190,10 +191,10 @@ def _knobs(entry: dict) -> str:
 
 def _models(args) -> int:
     # params.yaml and JSON only: listing the league must not wait for torch.
-    from chromalab import config, paths, timings
-    from chromalab.config import GREY
-    from chromalab.league_table import format_count
-    from chromalab.recommend import RECOMMENDED
+    from chromalab.core import config, paths, timings
+    from chromalab.core.config import GREY
+    from chromalab.report.league_table import format_count
+    from chromalab.report.recommend import RECOMMENDED
 
     root = paths.repo_root()
     params_file = root / config.PARAMS_FILE
@@ -244,8 +245,9 @@ def _models(args) -> int:
 
 
 def _info(args) -> int:
-    from chromalab import checkpoint, paths, timings
-    from chromalab.model_choice import resolve_checkpoint
+    from chromalab.colorizing import checkpoint
+    from chromalab.core import paths, timings
+    from chromalab.serving.model_choice import resolve_checkpoint
 
     path = resolve_checkpoint(args.checkpoint, paths.repo_root(), what="CHECKPOINT")
     payload = checkpoint.read(path)
@@ -289,7 +291,7 @@ def _info(args) -> int:
 
 
 def _release(args) -> int:
-    from chromalab.release import release
+    from chromalab.serving.release import release
 
     info = release(args.model, args.out, command=args.command)
     _say(args, f"released {args.model} into {args.out}: {info['file']} ({info['bytes'] / 1e6:.1f} MB, "
@@ -298,7 +300,7 @@ def _release(args) -> int:
 
 
 def _export(args) -> int:
-    from chromalab.export import export_onnx
+    from chromalab.serving.export import export_onnx
 
     result = export_onnx(args.model, args.out, opset=args.opset, force=args.force)
     checked = ", ".join(f"{c['max_abs_ab_diff']:.1e} at {'x'.join(map(str, c['shape']))}" for c in result["verified"])
@@ -310,8 +312,8 @@ def _export(args) -> int:
 
 def _compare(args) -> int:
     # numpy and JSON only: a comparison must not wait for torch.
-    from chromalab import paths
-    from chromalab.compare import compare, render
+    from chromalab.core import paths
+    from chromalab.report.compare import compare, render
 
     rows = compare(args.a, args.b, args.model or None, paths.repo_root(), seed=args.seed)
     print(render(rows, args.a, args.b))
@@ -319,7 +321,7 @@ def _compare(args) -> int:
 
 
 def _relog(args) -> int:
-    from chromalab.relog import relog
+    from chromalab.serving.relog import relog
 
     logged = relog(args.model)
     _say(args, f"logged {args.model} as MLflow run {logged['run_id']} (model {logged['model_uri']})")
@@ -330,7 +332,7 @@ def _relog(args) -> int:
 
 
 def _video_score(args) -> int:
-    from chromalab.atomic import write_json
+    from chromalab.core.atomic import write_json
     from chromalab.video.score import score_films
 
     summary = score_films(args.film, args.original).summary()
@@ -492,7 +494,7 @@ def _compare_parser(sub) -> None:
 
 
 def _export_parser(sub) -> None:
-    # chromalab.export imports torch: its defaults are resolved there, so the CLI still starts fast.
+    # chromalab.serving.export imports torch: its defaults are resolved there, so the CLI still starts fast.
     export = _command(sub, "export", _export, "export a model to ONNX, checked against PyTorch",
                       "Export a model's inference graph to ONNX: input L (batch, 1, H, W) float32, Lab lightness "
                       "0..100; output ab (batch, 2, H, W), Lab units, the representation's decoding included; "

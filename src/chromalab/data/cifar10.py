@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from chromalab.errors import UserError
+from chromalab.core.errors import UserError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab.errors import UserError
+from chromalab.core.errors import UserError
 
 
 def load_split(prepared_dir, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -16,8 +16,8 @@ import csv
 import io
 from pathlib import Path
 
-from chromalab.atomic import write_text
-from chromalab.errors import UserError
+from chromalab.core.atomic import write_text
+from chromalab.core.errors import UserError
 
 COLUMNS = ["path", "source_id", "label", "width", "height", "sha256", "split", "dataset"]
 OPTIONAL_COLUMNS = ("dataset",)  # manifests written before it existed read as one dataset

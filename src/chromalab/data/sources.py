@@ -21,13 +21,13 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from chromalab import archives, fetch
-from chromalab.config import DataParams, dataset_names
+from chromalab.core.config import DataParams, dataset_names
+from chromalab.core.digest import sha256_file
+from chromalab.core.errors import UserError
+from chromalab.core.images import IMAGE_EXTENSIONS, save_png
+from chromalab.data import archives, fetch
 from chromalab.data import cifar10 as cifar10_format
 from chromalab.data import public
-from chromalab.digest import sha256_file
-from chromalab.errors import UserError
-from chromalab.images import IMAGE_EXTENSIONS, save_png
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from chromalab.digest import sha256_file
-from chromalab.errors import UserError
+from chromalab.core.digest import sha256_file
+from chromalab.core.errors import UserError
 
 PACKAGE = "package"
 

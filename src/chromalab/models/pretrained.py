@@ -30,7 +30,7 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-from chromalab.errors import UserError, first_line
+from chromalab.core.errors import UserError, first_line
 from chromalab.models.packaged import PACKAGE, load_packaged, packaged
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-from chromalab.errors import UserError
+from chromalab.core.errors import UserError
 
 _REGISTRY: dict[str, Callable] = {}
 

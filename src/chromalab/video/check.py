@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from chromalab import paths
-from chromalab.atomic import atomic_path, write_json
-from chromalab.config import VideoParams
-from chromalab.images import load_rgb
+from chromalab.core import paths
+from chromalab.core.atomic import atomic_path, write_json
+from chromalab.core.config import VideoParams
+from chromalab.core.images import load_rgb
 from chromalab.video import clip
 from chromalab.video.film import colorize_film
 from chromalab.video.score import FilmScorer

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chromalab import color
+from chromalab.core import color
 from chromalab.video.container import FilmWriter, read_frames
 
 TONE_HZ = 440.0
@@ -81,7 +81,7 @@ def views(width: int = 320, height: int = 240, frames: int = 36) -> list[np.ndar
 
 def write_frames(frames: list[np.ndarray], folder) -> list[Path]:
     """Frames as folder/000000.png, ... (lossless: the same bytes on every machine)."""
-    from chromalab.images import save_png
+    from chromalab.core.images import save_png
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

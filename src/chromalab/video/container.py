@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chromalab.atomic import atomic_path
-from chromalab.errors import UserError
+from chromalab.core.atomic import atomic_path
+from chromalab.core.errors import UserError
 from chromalab.video import VIDEO_EXTENSIONS
 
 # FFmpeg's muxer for each extension (the temporary file's own name ends in .tmp).

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromalab.colorize import FullResolution
-from chromalab.errors import UserError
-from chromalab.images import is_image_file, load_rgb
+from chromalab.colorizing.colorize import FullResolution
+from chromalab.core.config import VideoParams
+from chromalab.core.errors import UserError
+from chromalab.core.images import is_image_file, load_rgb
 from chromalab.video import container
-from chromalab.config import VideoParams
 from chromalab.video.stabilise import Stabiliser
 
 AHEAD = 4  # frames decoded ahead and waiting to be encoded: a few MB each at 640 x 480

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chromalab import color, metrics
+from chromalab.core import color
+from chromalab.core.config import VideoParams
+from chromalab.scoring import metrics
 from chromalab.video.flow import Flow, warp
-from chromalab.config import VideoParams
 
 EXPLAINED = 4.0    # L units: a pixel's motion-compensated change below this is explained by the motion
 SCORE_SIZE = 256   # frames scored with their shorter side at this size (flow and ab are smooth)
@@ -103,7 +104,7 @@ def _masked_distance(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 def score_films(colorized, original=None, size: int = SCORE_SIZE) -> FilmScore:
     """Score a colorized film (a path) against its colour original (a path, optional)."""
-    from chromalab.errors import UserError
+    from chromalab.core.errors import UserError
     from chromalab.video.container import read_frames
 
     scorer = FilmScorer(size)

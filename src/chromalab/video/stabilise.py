@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chromalab.config import VideoParams
+from chromalab.core.config import VideoParams
 from chromalab.video.flow import Flow, warp
 
 
