@@ -214,3 +214,21 @@ def test_the_cli_defaults_are_params_yaml_video_section():
 
     repo = Path(__file__).resolve().parents[1]
     assert config.section(config.load_params(repo / "params.yaml"), "video") == VideoParams()
+
+
+def test_video_bench_reports_the_median_of_its_interleaved_runs(tmp_path):
+    import statistics
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "video_bench.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "video_bench.py"
+    subprocess.run([sys.executable, str(script), "--width", str(WIDTH), "--height", str(HEIGHT), "--frames", "6",
+                    "--repeats", "3", "--out", str(out)], check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    assert result["clip"].startswith(f"{WIDTH} x {HEIGHT}, 10 frames")
+    for mode in ("stabilised", "per_frame"):
+        runs = result[f"colorize_{mode}_fps_runs"]
+        assert len(runs) == 3 and all(fps > 0 for fps in runs)
+        assert result[f"colorize_{mode}_fps"] == round(statistics.median(runs), 2)
