@@ -58,10 +58,10 @@ def output_path(source: Path, out_dir: Path, suffix: str = "") -> Path:
     return out_dir / f"{source.stem if source.is_file() else source.name}{suffix}{ext}"
 
 
-def _frames(source: Path, fps: Fraction):
-    """(rgb, pts, time_base) for each frame of a film or a folder of frames."""
-    if source.is_dir():
-        for i, path in enumerate(frame_files(source)):
+def _frames(source: Path, fps: Fraction, files: list[Path] | None):
+    """(rgb, pts, time_base) for each frame of a film, or of a folder of frames (its `files`)."""
+    if files is not None:
+        for i, path in enumerate(files):
             yield load_rgb(path), i, 1 / fps
     else:
         yield from container.read_frames(source)
@@ -111,17 +111,18 @@ def colorize_film(runner: FullResolution, source: Path, target: Path, stabilise:
     from tqdm import tqdm
 
     source, target = Path(source), Path(target)
-    if source.is_dir():
+    files = frame_files(source) if source.is_dir() else None  # listed once: counted here, read below
+    if files is not None:
         info = None
         width = height = None
-        total, rate, has_audio = len(frame_files(source)), Fraction(fps), False
+        total, rate, has_audio = len(files), Fraction(fps), False
     else:
         info = container.probe(source)
         total, rate, has_audio = info.frames or None, info.fps, info.has_audio
         width, height = info.width, info.height
     outcome = FilmOutcome(source, target, has_audio=has_audio)
     stabiliser = Stabiliser(stabilise) if stabilise is not None else None
-    frames = _in_thread(_frames(source, rate), AHEAD)
+    frames = _in_thread(_frames(source, rate, files), AHEAD)
     start = time.perf_counter()
     bar = tqdm(total=total, desc=source.name, unit="frame", disable=None if progress else True)
     try:
