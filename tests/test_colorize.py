@@ -301,3 +301,23 @@ def test_quality_out_of_range_is_a_usage_error(repo, capsys):
     src = _photo(repo / "p.png", "RGB", (40, 30))
     assert cli.main(["colorize", str(src), "--format", "jpg", "--quality", "0", "--out", str(repo / "out")]) == 2
     assert capsys.readouterr().err.strip() == "error: --quality 0: must be 1 to 100"
+
+
+def test_the_python_example_of_colorize_md_runs_as_written_and_matches_the_command(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "colorize.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## From Python"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    _photo(tmp_path / "old_photo.jpg", "L", (203, 150))
+    exec(compile(code, "docs/colorize.md", "exec"), {})
+    assert "released lite_bins (150, 203, 3)" in capsys.readouterr().out
+    from_python = np.asarray(Image.open(tmp_path / "old_photo_colour.png"))
+    # The command, with the same (released) model, paints the same pixels, up to a level of rounding:
+    # it runs the network on one thread fewer (a core for PNG encoding), so its sums add in another order.
+    assert cli.main(["colorize", "old_photo.jpg", "--out", "cli", "-q"]) == 0
+    by_command = np.asarray(Image.open(tmp_path / "cli" / "old_photo.png"))
+    assert np.abs(from_python.astype(int) - by_command).max() <= 1
+    assert color.rgb_to_lab(from_python)[..., 1:].std() > 1.0  # colour, not the grey it was given
