@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         print(f"error: {args.checkpoint}: a {rep.name} model; this compares the bins representation's corrections",
               file=sys.stderr)
         return 2
-    rep.shrink_gamma = 0.0  # the error of the colour the confidence speaks of: no shrink
+    rep.shrink_gamma, rep.mean_pull = 0.0, 0.0  # the error of the colour the confidence speaks of: no pull
     L_all, ab_all = load_split(args.prepared, args.split)
     points = [(m, c) for c in CORRECTIONS for m in confidence.MEASURES]
     counts = {p: None for p in points}

@@ -437,3 +437,62 @@ def test_the_shrink_grid_is_skipped_for_a_model_without_a_confidence(tmp_path, p
     out = train_tiny(tmp_path, prepared_dir, name="ab", epochs=1, shrink_gammas=[1.0])
     assert "shrink_sweep" not in checkpoint.read(out / "best.pt")["config"]
     assert "has no per-pixel confidence; no shrink to choose" in caplog.text
+
+
+# --- the mean pull: part of each image's mean colour taken away, after the shrink -----------------
+
+
+@pytest.mark.parametrize("make", [bins, palette], ids=["bins", "palette"])
+def test_the_mean_pull_takes_that_share_of_each_images_mean_ab_and_nothing_else(make):
+    rep = make()
+    out = mixed_logits(rep)
+    plain = rep.decode(out, None)
+    rep.mean_pull = 0.25
+    pulled = rep.decode(out, None)
+    mean = plain.mean(dim=(2, 3), keepdim=True)
+    assert torch.allclose(pulled, plain - 0.25 * mean, atol=1e-5)  # the same shift at every pixel of an image
+    assert torch.allclose(pulled.mean(dim=(2, 3)), 0.75 * mean[..., 0, 0], atol=1e-5)
+    assert not torch.allclose(mean[0], mean[1])  # each image its own mean
+    for bad in (1.0, -0.1, True, "0.2"):
+        with pytest.raises(UserError, match="representation_args.mean_pull"):
+            create_representation("bins", centers=CENTERS, weights=[1.0] * Q, mean_pull=bad)
+
+
+def test_no_shrink_turns_the_mean_pull_off_too_and_the_description_names_it():
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4},
+                          {"centers": CENTERS, "weights": [1.0] * Q, "mean_pull": 0.15})
+    assert describe_shrink(colorizer) == "mean pull 0.15"
+    colorizer.representation.shrink_gamma = 1.0
+    assert describe_shrink(colorizer) == "low-confidence shrink γ=1 below entropy confidence 1, mean pull 0.15"
+    assert disable_shrink(colorizer) and describe_shrink(colorizer) is None
+    assert colorizer.representation.mean_pull == 0.0 and not disable_shrink(colorizer)
+
+
+def test_score_shrink_scores_each_pull_after_each_shrink_and_the_rule_can_choose_one():
+    colorizer = Colorizer("kmeans_cnn", "bins", {"channels": 4}, {"centers": CENTERS, "weights": [1.0] * Q})
+    batches = val_batches(colorizer)
+    rows = score_shrink(colorizer, batches, gammas=[1.0], thresholds=[1.0], pulls=[0.5, 0.9])
+    assert [(r["gamma"], r["pull"]) for r in rows] == [(0.0, 0.0), (1.0, 0.0), (0.0, 0.5), (1.0, 0.5), (0.0, 0.9), (1.0, 0.9)]
+    assert rows[4]["colorfulness"] != rows[0]["colorfulness"]
+    assert colorizer.representation.mean_pull == 0.0  # restored
+    chosen = choose_shrink(rows, max_delta_colorfulness=1e9)
+    assert chosen["psnr"] == max(r["psnr"] for r in rows)
+    assert shrink_args(chosen)["mean_pull"] == chosen["pull"]
+
+
+def test_training_chooses_the_mean_pull_on_val_without_a_shrink_grid(tmp_path, prepared_dir, palette_dir):
+    from helpers import train_tiny
+    from chromalab.core.config import TrainParams, parse_section
+
+    for bad in ([], [1.0], [-0.2], [True]):
+        with pytest.raises(UserError, match="train.mean_pulls"):
+            parse_section("train", {"mean_pulls": bad}, TrainParams)
+    model = dict(network="unet", representation="bins", network_args={"base_channels": 8})
+    out = train_tiny(tmp_path, prepared_dir, name="pulled", epochs=1, palette_dir=palette_dir, model=model,
+                     mean_pulls=[0.3, 0.6], max_delta_colorfulness=1000.0)
+    config = checkpoint.read(out / "best.pt")["config"]
+    sweep, args = config["shrink_sweep"], config["representation_args"]
+    assert [(r["gamma"], r["pull"]) for r in sweep] == [(0.0, 0.0), (0.0, 0.3), (0.0, 0.6)]
+    best = max(sweep, key=lambda r: r["psnr"])
+    assert (args["shrink_gamma"], args["mean_pull"]) == (0.0, best["pull"])
+    assert checkpoint.load(out / "best.pt")[0].representation.mean_pull == best["pull"]

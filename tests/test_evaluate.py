@@ -249,3 +249,9 @@ def test_a_confident_model_gets_its_auroc_reliability_and_maps_and_its_shrink_fa
     assert float(uniform[0]["psnr"]) == pytest.approx(metrics.psnr(rgb, color.lab_planes_to_rgb_uint8(L0[0], ab0[0])),
                                                       abs=1e-5)
     assert np.mean([float(r["psnr"]) for r in uniform]) == pytest.approx(shrunk["uniform_psnr"], abs=1e-5)
+    # A mean pull alone faces the same comparison, and its confidence speaks of the colour before it.
+    checkpoint.save(models / "pulled" / "best.pt", colorizer, {**config, "representation_args": {**args, "mean_pull": 0.5}})
+    pulled = evaluate("pulled", params, prepared_dir, palette_dir, models, tmp_path / "reports" / "eval" / "pulled")
+    assert pulled["confidence_auroc"] == plain["confidence_auroc"]
+    assert 0 < pulled["uniform_factor"] < 1 and pulled["colorfulness"] < plain["colorfulness"]
+    assert pulled["shrink_vs_uniform_psnr"]["difference"] == pytest.approx(pulled["psnr"] - pulled["uniform_psnr"], abs=1e-9)

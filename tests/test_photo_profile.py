@@ -50,7 +50,7 @@ def test_two_archives_make_two_datasets_with_the_scenes_own_crops(tmp_path):
     train = config.section(params, "train")
     assert (train.max_delta_colorfulness, train.max_neutral_chroma) == (3.0, 6.0)
     assert train.prior_corrections == [0, 0.1, 0.2, 0.3, 0.5] and train.shrink_gammas == [0.5, 1, 2]
-    assert train.shrink_thresholds == [0.3, 0.5, 0.7, 1]
+    assert train.shrink_thresholds == [0.3, 0.5] and train.mean_pulls == [0.1, 0.15, 0.2]
     assert params["models"]["lite_bins"]["representation_args"]["confidence_measure"] == "spread"
     config.model_params(params, "lite_bins")  # the measure is one the representation knows
     for name in ("evaluate", "report", "palette"):

@@ -420,8 +420,8 @@ def _colorize_parser(sub) -> None:
     c.add_argument("--quality", type=int, default=92, metavar="N",
                    help="jpg and webp quality, 1 to 100 (default: 92); jpg keeps full-resolution colour")
     c.add_argument("--no-shrink", action="store_true",
-                   help="paint the model's colours without its low-confidence shrink towards neutral "
-                        "(representation_args.shrink_gamma), for this run")
+                   help="paint the model's colours without its pulls towards neutral (the low-confidence "
+                        "shrink, representation_args.shrink_gamma, and the mean pull, mean_pull), for this run")
     films = c.add_argument_group("films", "a video file (" + " ".join(VIDEO_EXTENSIONS) + ") becomes OUT/<stem>"
                                  "<suffix> of the same kind, with its frame rate, size, timestamps and audio")
     films.add_argument("--frames", action="store_true",

@@ -174,23 +174,27 @@ class GreyBaseline(nn.Module):
 
 
 def disable_shrink(model: nn.Module) -> bool:
-    """Turn the representation's low-confidence shrink off for this model object (`colorize
-    --no-shrink`); whether it was on."""
+    """Turn the representation's pulls towards neutral off for this model object (`colorize
+    --no-shrink`): the low-confidence shrink and the mean pull; whether either was on."""
     rep = getattr(model, "representation", None)
-    was_on = getattr(rep, "shrink_gamma", 0.0) > 0
+    was_on = getattr(rep, "shrink_gamma", 0.0) > 0 or getattr(rep, "mean_pull", 0.0) > 0
     if was_on:
         rep.shrink_gamma = 0.0
+        rep.mean_pull = 0.0
     return was_on
 
 
 def describe_shrink(model: nn.Module) -> str | None:
-    """The shrink rule in one phrase when it is on ("low-confidence shrink γ=1 below entropy
-    confidence 0.5"), else None."""
+    """The pulls towards neutral in one phrase when one is on ("low-confidence shrink γ=1 below
+    entropy confidence 0.5, mean pull 0.15"), else None."""
     rep = getattr(model, "representation", None)
-    if not getattr(rep, "shrink_gamma", 0.0) > 0:
-        return None
-    return (f"low-confidence shrink γ={rep.shrink_gamma:g} below {rep.confidence_measure} confidence "
-            f"{rep.shrink_threshold:g}")
+    parts = []
+    if getattr(rep, "shrink_gamma", 0.0) > 0:
+        parts.append(f"low-confidence shrink γ={rep.shrink_gamma:g} below {rep.confidence_measure} confidence "
+                     f"{rep.shrink_threshold:g}")
+    if getattr(rep, "mean_pull", 0.0) > 0:
+        parts.append(f"mean pull {rep.mean_pull:g}")
+    return ", ".join(parts) or None
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -87,6 +87,7 @@ class Representation(nn.Module):
     # Per-pixel confidence: only a representation that predicts a distribution has one.
     has_confidence = False
     shrink_gamma = 0.0
+    mean_pull = 0.0
 
     def confidence(self, output: torch.Tensor, measure: str | None = None) -> torch.Tensor | None:
         """How sure the model is of each pixel's colour: (B, 1, h, w) in [0, 1] at the output's
@@ -101,13 +102,16 @@ class DistributionRepresentation(Representation):
     - `confidence_measure`: entropy (default), radius or spread (confidence.py), what `confidence`
       and the shrink use; `confidence_radius`: the radius and spread measures' r, in ab units (10);
     - `shrink_gamma` γ (default 0: off) and `shrink_threshold` c0 (default 1): decoding paints
-      ab · min(c / c0, 1) ** γ, so where the model is unsure its chroma falls towards neutral.
+      ab · min(c / c0, 1) ** γ, so where the model is unsure its chroma falls towards neutral;
+    - `mean_pull` β (default 0: off): then ab − β · mean(ab), the mean over each image: part of a
+      photo's overall cast, where the model's guesses add up to one, goes (grey world).
     The confidence and the shrink are computed at the network's output resolution (the Colorizer
     upsamples them with the ab); they are knobs, so a checkpoint's config carries them."""
 
     has_confidence = True
 
-    def _init_confidence(self, shrink_gamma, shrink_threshold, confidence_measure, confidence_radius) -> None:
+    def _init_confidence(self, shrink_gamma, shrink_threshold, confidence_measure, confidence_radius,
+                         mean_pull=0.0) -> None:
         if isinstance(shrink_gamma, bool) or not isinstance(shrink_gamma, (int, float)) or not shrink_gamma >= 0:
             raise UserError(f"representation_args.shrink_gamma: expected a number >= 0 (0: no shrink), "
                             f"got {shrink_gamma!r}")
@@ -117,8 +121,11 @@ class DistributionRepresentation(Representation):
         if confidence_measure not in confidence_lib.MEASURES:
             raise UserError(f"representation_args.confidence_measure: expected one of "
                             f"{', '.join(confidence_lib.MEASURES)}, got {confidence_measure!r}")
+        if isinstance(mean_pull, bool) or not isinstance(mean_pull, (int, float)) or not 0 <= mean_pull < 1:
+            raise UserError(f"representation_args.mean_pull: expected a number in [0, 1) (0: off), got {mean_pull!r}")
         self.shrink_gamma = float(shrink_gamma)
         self.shrink_threshold = float(shrink_threshold)
+        self.mean_pull = float(mean_pull)
         self.confidence_measure = confidence_measure
         self.confidence_radius = _positive("confidence_radius", confidence_radius)
 
@@ -141,6 +148,8 @@ class DistributionRepresentation(Representation):
         ab = self._paint(output)
         if self.shrink_gamma > 0:
             ab = ab * confidence_lib.shrink_factor(self._confidence(output, ab), self.shrink_gamma, self.shrink_threshold)
+        if self.mean_pull > 0:  # over the decoded area; a padded border is reflected image, the same colours
+            ab = ab - self.mean_pull * ab.mean(dim=(2, 3), keepdim=True)
         return ab
 
 
@@ -266,9 +275,9 @@ class PaletteClassification(DistributionRepresentation):
     def __init__(self, centers, centers_ab, space: str = "ab", decode: str = "argmax", temperature: float = 0.38,
                  shrink_gamma: float = 0.0, shrink_threshold: float = 1.0,
                  confidence_measure: str = confidence_lib.DEFAULT_MEASURE,
-                 confidence_radius: float = confidence_lib.DEFAULT_RADIUS):
+                 confidence_radius: float = confidence_lib.DEFAULT_RADIUS, mean_pull: float = 0.0):
         super().__init__()
-        self._init_confidence(shrink_gamma, shrink_threshold, confidence_measure, confidence_radius)
+        self._init_confidence(shrink_gamma, shrink_threshold, confidence_measure, confidence_radius, mean_pull)
         if space not in ("ab", "rgb"):
             raise UserError(f"representation_args.space: expected ab or rgb, got {space!r}")
         if decode not in ("argmax", "annealed_mean"):
@@ -386,9 +395,9 @@ class BinClassification(DistributionRepresentation):
                  prior_correction: float = 0.0, confidence_correction: float = 1.0,
                  shrink_gamma: float = 0.0, shrink_threshold: float = 1.0,
                  confidence_measure: str = confidence_lib.DEFAULT_MEASURE,
-                 confidence_radius: float = confidence_lib.DEFAULT_RADIUS):
+                 confidence_radius: float = confidence_lib.DEFAULT_RADIUS, mean_pull: float = 0.0):
         super().__init__()
-        self._init_confidence(shrink_gamma, shrink_threshold, confidence_measure, confidence_radius)
+        self._init_confidence(shrink_gamma, shrink_threshold, confidence_measure, confidence_radius, mean_pull)
         if isinstance(prior_correction, bool) or not isinstance(prior_correction, (int, float)) \
                 or not 0 <= prior_correction <= 1:
             raise UserError(f"representation_args.prior_correction: expected a number in [0, 1] (0: Zhang's "

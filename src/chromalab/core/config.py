@@ -209,6 +209,9 @@ class TrainParams:
     # model's own representation_args.shrink_gamma (default 0: off)
     shrink_gammas: list | None = None
     shrink_thresholds: list = dataclasses.field(default_factory=lambda: [1.0])
+    # ... and, with them, the mean pull β (ab − β · the image's mean ab) from these, e.g. [0.1, 0.2]
+    # (β = 0 always competes); null: none chosen, the model's own representation_args.mean_pull (0)
+    mean_pulls: list | None = None
     seed: int = 0
     deterministic: bool = True
 
@@ -232,6 +235,10 @@ class TrainParams:
                 isinstance(g, (int, float)) and not isinstance(g, bool) and g >= 0 for g in self.shrink_gammas)):
             raise UserError(f"{key}.shrink_gammas: expected a non-empty list of numbers >= 0 (0: no shrink), "
                             f"got {self.shrink_gammas!r}")
+        if self.mean_pulls is not None and (not self.mean_pulls or not all(
+                isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m < 1 for m in self.mean_pulls)):
+            raise UserError(f"{key}.mean_pulls: expected a non-empty list of numbers in [0, 1) (0: no pull), "
+                            f"got {self.mean_pulls!r}")
         if not self.shrink_thresholds or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1
                                                  for t in self.shrink_thresholds):
             raise UserError(f"{key}.shrink_thresholds: expected a non-empty list of numbers in (0, 1], "

@@ -104,8 +104,9 @@ def shrink_lines(records: list[dict]) -> list[str]:
             continue
         ci = versus["ci"]
         interval = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]{' *' if versus['significant'] else ''}" if ci else ""
-        lines.append(f"{row_label(r['name'])}: its low-confidence shrink minus a uniform desaturation to the same "
-                     f"mean colourfulness (CF {r['colorfulness']:.2f}; factor {r['uniform_factor']:.3f}): PSNR "
+        lines.append(f"{row_label(r['name'])}: its pull towards neutral (low-confidence shrink, mean pull) minus "
+                     f"a uniform desaturation to the same mean colourfulness (CF {r['colorfulness']:.2f}; "
+                     f"factor {r['uniform_factor']:.3f}): PSNR "
                      f"{versus['difference']:+.2f} dB{interval} ({r['psnr']:.2f} against {r['uniform_psnr']:.2f} dB; "
                      "paired bootstrap over the test images, 95 % interval, * = significant).")
     return lines

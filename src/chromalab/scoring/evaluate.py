@@ -235,11 +235,11 @@ class ConfidenceScorer:
     resolution) into the wrong ones (ab error > confidence.WRONG_ABOVE) and the right ones:
     `confidence_auroc` is the AUROC of the pooled counts (confidence.auroc_from_histograms), its
     interval resamples the images (uncertainty.py), reliability.csv groups them by confidence.
-    The error is the one of the colour the confidence is about: the decoding before any shrink
-    (the model's output itself when its shrink is off).
+    The error is the one of the colour the confidence is about: the decoding before any shrink or
+    mean pull (the model's output itself when both are off).
 
-    When the model shrinks (shrink_gamma > 0), `against_uniform` compares its output with the
-    honest alternative: the same model without the shrink, its ab scaled by one factor s chosen so
+    When the model shrinks (shrink_gamma > 0) or pulls its mean (mean_pull > 0), `against_uniform`
+    compares its output with the honest alternative: the same model without either, its ab scaled by one factor s chosen so
     the set's mean colourfulness equals the shrunk output's. s is found by bisection on the test
     images themselves: it matches a colour statistic of the outputs, which never reads the truth,
     so nothing about accuracy is tuned on test."""
@@ -247,7 +247,7 @@ class ConfidenceScorer:
     def __init__(self, colorizer):
         self.colorizer = colorizer
         self.representation = colorizer.representation
-        self.shrinks = self.representation.shrink_gamma > 0
+        self.shrinks = self.representation.shrink_gamma > 0 or self.representation.mean_pull > 0
         self.counts = {"wrong": [], "right": [], "confidence_sum": []}
         self.plain, self.L, self.truth_rgb = [], [], []  # shrinking models: for the uniform decoding
         self._outputs = None
@@ -267,11 +267,12 @@ class ConfidenceScorer:
         conf = self.colorizer.confidence(out, padded)[..., :h, :w].float()
         plain = pred
         if self.shrinks:
-            gamma, self.representation.shrink_gamma = self.representation.shrink_gamma, 0.0
+            rep = self.representation
+            pulls, rep.shrink_gamma, rep.mean_pull = (rep.shrink_gamma, rep.mean_pull), 0.0, 0.0
             try:
                 plain = self.colorizer.decode(out, padded)[..., :h, :w].float().numpy()
             finally:
-                self.representation.shrink_gamma = gamma
+                rep.shrink_gamma, rep.mean_pull = pulls
             self.plain += [np.array(p, np.float32) for p in plain]
             self.L += [np.array(plane, np.float32) for plane in L]
             self.truth_rgb += [color.lab_planes_to_rgb_uint8(plane, t) for plane, t in zip(L, truth)]

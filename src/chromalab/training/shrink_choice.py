@@ -1,12 +1,12 @@
 """Choosing the low-confidence shrink's parameters on the validation split (confidence.py has the
-rule): score a grid of (measure, γ, c0) on the val outputs, PSNR, colourfulness and neutral chroma
+rule), and the mean pull β beside them (representations.py): score a grid of (measure, γ, c0, β) on the val outputs, PSNR, colourfulness and neutral chroma
 as the evaluate stage scores them, and keep one by the decoding temperature's rule (selection.py):
 the best PSNR among those whose colourfulness is within a tolerance of the truth's (and whose
 neutral chroma is within its limit). Also each measure's AUROC against the pixels the model got
 wrong. The network runs once per batch, before: only the decoding changes between grid points.
 
-`choose_on_val` is what training runs at its end when train.shrink_gammas is set: it scores the
-grid on the best checkpoint and writes the choice into it.
+`choose_on_val` is what training runs at its end when train.shrink_gammas or train.mean_pulls is
+set: it scores the grid on the best checkpoint and writes the choice into it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def _knobs(rep) -> dict:
-    return {k: getattr(rep, k) for k in ("shrink_gamma", "shrink_threshold", "confidence_measure")}
+    return {k: getattr(rep, k) for k in ("shrink_gamma", "shrink_threshold", "confidence_measure", "mean_pull")}
 
 
 def _set(rep, knobs: dict) -> None:
@@ -44,8 +44,9 @@ def _as_tensor(x):
 
 
 def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAULT_MEASURE,),
-                 neutral_threshold: float = metrics.NEUTRAL_THRESHOLD) -> list[dict]:
-    """Score the shrink rule on val outputs for every (measure, gamma, threshold) of the grid.
+                 neutral_threshold: float = metrics.NEUTRAL_THRESHOLD, pulls=(0.0,)) -> list[dict]:
+    """Score the shrink rule on val outputs for every (measure, gamma, threshold) of the grid, each
+    with every mean pull β of `pulls` after it (β = 0, none, always scored, first).
 
     `colorizer`: a Colorizer whose representation has a confidence (bins, palette); `batches`: an
     iterable of (L, ab, outputs): L (B, 1, H, W) and the true ab (B, 2, H, W) in Lab units, and
@@ -63,8 +64,10 @@ def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAUL
     if not getattr(rep, "has_confidence", False):
         raise ValueError(f"the {rep.name} representation has no confidence to shrink by")
     measures = tuple(measures)
-    grid = [(measures[0], 0.0, 1.0)]  # the reference: no shrink
-    grid += [(m, float(g), float(t)) for m, g, t in itertools.product(measures, gammas, thresholds) if g > 0]
+    pulls = [0.0] + [float(b) for b in pulls if b > 0]
+    shrinks = [(measures[0], 0.0, 1.0)]  # the reference: no shrink
+    shrinks += [(m, float(g), float(t)) for m, g, t in itertools.product(measures, gammas, thresholds) if g > 0]
+    grid = [(m, g, t, b) for b in pulls for m, g, t in shrinks]  # β = 0 first: it wins a tie
     # PSNR, colourfulness and neutral chroma scored as the temperature sweep scores them; the mean
     # chroma of the decoded ab is this grid's own.
     scores = {point: DecodingScores(neutral_threshold) for point in grid}
@@ -78,7 +81,8 @@ def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAUL
                 truths = [color.lab_planes_to_rgb_uint8(l, t) for l, t in zip(L_np, ab_np)]
                 cf_truth = [metrics.colorfulness(t) for t in truths]
                 for point in grid:
-                    _set(rep, {"confidence_measure": point[0], "shrink_gamma": point[1], "shrink_threshold": point[2]})
+                    _set(rep, {"confidence_measure": point[0], "shrink_gamma": point[1], "shrink_threshold": point[2],
+                               "mean_pull": point[3]})
                     pred = colorizer.decode(out, L).float().cpu().numpy()
                     scores[point].update(L_np, pred, ab_np, truths, cf_truth)
                     chroma[point][0] += float(np.hypot(pred[:, 0], pred[:, 1]).sum())
@@ -86,18 +90,18 @@ def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAUL
     finally:
         _set(rep, saved)
     rows = []
-    for (m, g, t), acc in scores.items():
+    for (m, g, t, b), acc in scores.items():
         if not acc.psnr:  # no val images
-            rows.append({"measure": m, "gamma": g, "threshold": t, "psnr": 0.0, "colorfulness": 0.0,
+            rows.append({"measure": m, "gamma": g, "threshold": t, "pull": b, "psnr": 0.0, "colorfulness": 0.0,
                          "colorfulness_gt": 0.0, "delta_colorfulness": 0.0, "mean_chroma": 0.0,
                          "neutral_chroma": None, "images": 0})
             continue
         r = acc.result()
         neutral = None if math.isnan(r["val_neutral_chroma"]) else r["val_neutral_chroma"]
-        rows.append({"measure": m, "gamma": g, "threshold": t, "psnr": r["val_psnr"],
+        rows.append({"measure": m, "gamma": g, "threshold": t, "pull": b, "psnr": r["val_psnr"],
                      "colorfulness": r["val_colorfulness"], "colorfulness_gt": r["val_colorfulness_gt"],
                      "delta_colorfulness": r["val_delta_colorfulness"],
-                     "mean_chroma": chroma[(m, g, t)][0] / max(chroma[(m, g, t)][1], 1), "neutral_chroma": neutral,
+                     "mean_chroma": chroma[(m, g, t, b)][0] / max(chroma[(m, g, t, b)][1], 1), "neutral_chroma": neutral,
                      "images": r["images"]})
     return rows
 
@@ -124,7 +128,7 @@ def confidence_auroc(colorizer, batches, measures=MEASURES, wrong_above: float =
     confs = {m: [] for m in measures}
     errors = []
     try:
-        _set(rep, {"shrink_gamma": 0.0})
+        _set(rep, {"shrink_gamma": 0.0, "mean_pull": 0.0})
         with torch.no_grad():
             for L, ab, out in batches:
                 L, ab, out = _as_tensor(L).float(), _as_tensor(ab).float(), _as_tensor(out)
@@ -140,24 +144,26 @@ def confidence_auroc(colorizer, batches, measures=MEASURES, wrong_above: float =
 def shrink_args(row: dict) -> dict:
     """The representation_args a chosen row sets (merge them into a checkpoint config's
     representation_args, as the decoding temperature is, so the model carries them)."""
-    return {"confidence_measure": row["measure"], "shrink_gamma": row["gamma"], "shrink_threshold": row["threshold"]}
+    return {"confidence_measure": row["measure"], "shrink_gamma": row["gamma"], "shrink_threshold": row["threshold"],
+            "mean_pull": row.get("pull", 0.0)}
 
 
 @torch.no_grad()
 def choose_on_val(best_path, params: TrainParams, val_loader, device, cache=None) -> dict | None:
-    """At the end of training, with train.shrink_gammas set: the shrink of the best checkpoint
-    (best_path) chosen on val, written into it. Returns its new config, or None where there is
+    """At the end of training, with train.shrink_gammas or train.mean_pulls set: the shrink and
+    the mean pull of the best checkpoint (best_path) chosen on val, written into it. Returns its new config, or None where there is
     nothing to choose (a model without a confidence, or no val split): the checkpoint is left as
     it was.
 
     The grid: γ in shrink_gammas × c0 in shrink_thresholds, with the model's own confidence
-    measure, and γ = 0 (no shrink) always among them (score_shrink). The rule, stated before any
+    measure, and γ = 0 (no shrink) always among them, each followed by every mean pull β of
+    mean_pulls and β = 0 (score_shrink). The rule, stated before any
     test image is seen, is the one the temperature and the epoch are chosen by (choose_shrink,
     selection.choose): the best val PSNR among the grid points whose val ΔCF is at most
     train.max_delta_colorfulness and whose val neutral chroma is at most train.max_neutral_chroma
     (no limit when null); when none is within both, the one that misses them least (each excess
     over its limit, divided by it, summed), then the best val PSNR; the first wins a tie, so γ = 0
-    unless a shrink does better. The chosen γ, c0 and measure go into the config's representation_args, the grid into
+    and β = 0 unless a pull does better. The chosen γ, c0, β and measure go into the config's representation_args, the grid into
     config["shrink_sweep"], the measure's val AUROC into config["val_confidence_auroc"]."""
     best_path = Path(best_path)
     colorizer, config = checkpoint.load(best_path, device)
@@ -172,8 +178,8 @@ def choose_on_val(best_path, params: TrainParams, val_loader, device, cache=None
             batch = {k: v.to(device) for k, v in batch.items()}
             yield batch["L"], batch["ab"], colorizer.outputs(batch["L"], **extra_inputs(cache, batch))
 
-    rows = score_shrink(colorizer, batches(), params.shrink_gammas, params.shrink_thresholds, (measure,),
-                        params.neutral_threshold)
+    rows = score_shrink(colorizer, batches(), params.shrink_gammas or (), params.shrink_thresholds, (measure,),
+                        params.neutral_threshold, params.mean_pulls or ())
     if not rows[0]["images"]:
         log.warning("train.shrink_gammas: no val images, so no shrink is chosen")
         return None
@@ -185,11 +191,12 @@ def choose_on_val(best_path, params: TrainParams, val_loader, device, cache=None
     for key, value in shrink_args(chosen).items():
         setattr(colorizer.representation, key, value)
     checkpoint.save(best_path, colorizer, config)
-    log.info("%s: low-confidence shrink chosen on val: γ=%g, c0=%g (%s confidence, val AUROC %.3f): %.2f dB, "
-             "ΔCF %.1f, neutral chroma %s (grid: %s)", config.get("model"), chosen["gamma"], chosen["threshold"],
-             measure, val_auroc, chosen["psnr"], chosen["delta_colorfulness"], _number(chosen["neutral_chroma"]),
-             "; ".join(f"γ={r['gamma']:g} c0={r['threshold']:g}: {r['psnr']:.2f} dB, ΔCF {r['delta_colorfulness']:.1f}, "
-                       f"neutral chroma {_number(r['neutral_chroma'])}" for r in rows))
+    log.info("%s: low-confidence shrink chosen on val: γ=%g, c0=%g (%s confidence, val AUROC %.3f), mean pull %g: "
+             "%.2f dB, ΔCF %.1f, neutral chroma %s (grid: %s)", config.get("model"), chosen["gamma"], chosen["threshold"],
+             measure, val_auroc, chosen["pull"], chosen["psnr"], chosen["delta_colorfulness"],
+             _number(chosen["neutral_chroma"]),
+             "; ".join(f"γ={r['gamma']:g} c0={r['threshold']:g} β={r['pull']:g}: {r['psnr']:.2f} dB, "
+                       f"ΔCF {r['delta_colorfulness']:.1f}, neutral chroma {_number(r['neutral_chroma'])}" for r in rows))
     return config
 
 
