@@ -1,9 +1,10 @@
 """Choosing the low-confidence shrink's parameters on the validation split (confidence.py has the
-rule), and the mean pull β beside them (representations.py): score a grid of (measure, γ, c0, β) on the val outputs, PSNR, colourfulness and neutral chroma
-as the evaluate stage scores them, and keep one by the decoding temperature's rule (selection.py):
-the best PSNR among those whose colourfulness is within a tolerance of the truth's (and whose
-neutral chroma is within its limit). Also each measure's AUROC against the pixels the model got
-wrong. The network runs once per batch, before: only the decoding changes between grid points.
+rule), and the mean pull β beside them (representations.py): score a grid of (measure, γ, c0, β) on
+the val outputs, PSNR, colourfulness and neutral chroma as the evaluate stage scores them, and keep
+one by the decoding temperature's rule (selection.py): the best PSNR among those whose
+colourfulness is within a tolerance of the truth's (and whose neutral chroma is within its limit).
+Also each measure's AUROC against the pixels the model got wrong. The network runs once per batch,
+before: only the decoding changes between grid points.
 
 `choose_on_val` is what training runs at its end when train.shrink_gammas or train.mean_pulls is
 set: it scores the grid on the best checkpoint and writes the choice into it.
@@ -55,7 +56,7 @@ def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAUL
     decoding changes between grid points. gamma 0 (no shrink) is always scored, once, as the
     reference. The representation's own knobs are restored afterwards.
 
-    Returns one row per grid point: measure, gamma, threshold, psnr (mean over images, uint8 RGB
+    Returns one row per grid point: measure, gamma, threshold, pull (β), psnr (mean over images, uint8 RGB
     as the evaluate stage scores), colorfulness and colorfulness_gt (means), delta_colorfulness
     (|difference of the means|), mean_chroma (of the decoded ab, over all pixels), neutral_chroma
     (the mean decoded chroma of the pixels whose true chroma is below neutral_threshold, pooled:
@@ -101,7 +102,8 @@ def score_shrink(colorizer, batches, gammas, thresholds=(1.0,), measures=(DEFAUL
         rows.append({"measure": m, "gamma": g, "threshold": t, "pull": b, "psnr": r["val_psnr"],
                      "colorfulness": r["val_colorfulness"], "colorfulness_gt": r["val_colorfulness_gt"],
                      "delta_colorfulness": r["val_delta_colorfulness"],
-                     "mean_chroma": chroma[(m, g, t, b)][0] / max(chroma[(m, g, t, b)][1], 1), "neutral_chroma": neutral,
+                     "mean_chroma": chroma[(m, g, t, b)][0] / max(chroma[(m, g, t, b)][1], 1),
+                     "neutral_chroma": neutral,
                      "images": r["images"]})
     return rows
 
@@ -150,20 +152,20 @@ def shrink_args(row: dict) -> dict:
 
 @torch.no_grad()
 def choose_on_val(best_path, params: TrainParams, val_loader, device, cache=None) -> dict | None:
-    """At the end of training, with train.shrink_gammas or train.mean_pulls set: the shrink and
-    the mean pull of the best checkpoint (best_path) chosen on val, written into it. Returns its new config, or None where there is
-    nothing to choose (a model without a confidence, or no val split): the checkpoint is left as
-    it was.
+    """At the end of training, with train.shrink_gammas or train.mean_pulls set: the shrink and the mean
+    pull of the best checkpoint (best_path) chosen on val, written into it. Returns its new config,
+    or None where there is nothing to choose (a model without a confidence, or no val split): the
+    checkpoint is left as it was.
 
     The grid: γ in shrink_gammas × c0 in shrink_thresholds, with the model's own confidence
     measure, and γ = 0 (no shrink) always among them, each followed by every mean pull β of
-    mean_pulls and β = 0 (score_shrink). The rule, stated before any
-    test image is seen, is the one the temperature and the epoch are chosen by (choose_shrink,
-    selection.choose): the best val PSNR among the grid points whose val ΔCF is at most
-    train.max_delta_colorfulness and whose val neutral chroma is at most train.max_neutral_chroma
-    (no limit when null); when none is within both, the one that misses them least (each excess
-    over its limit, divided by it, summed), then the best val PSNR; the first wins a tie, so γ = 0
-    and β = 0 unless a pull does better. The chosen γ, c0, β and measure go into the config's representation_args, the grid into
+    mean_pulls and β = 0 (score_shrink). The rule, stated before any test image is seen, is the one
+    the temperature and the epoch are chosen by (choose_shrink, selection.choose): the best val
+    PSNR among the grid points whose val ΔCF is at most train.max_delta_colorfulness and whose val
+    neutral chroma is at most train.max_neutral_chroma (no limit when null); when none is within
+    both, the one that misses them least (each excess over its limit, divided by it, summed), then
+    the best val PSNR; the first wins a tie, so γ = 0 and β = 0 unless a pull does better. The
+    chosen γ, c0, β and measure go into the config's representation_args, the grid into
     config["shrink_sweep"], the measure's val AUROC into config["val_confidence_auroc"]."""
     best_path = Path(best_path)
     colorizer, config = checkpoint.load(best_path, device)
@@ -191,12 +193,12 @@ def choose_on_val(best_path, params: TrainParams, val_loader, device, cache=None
     for key, value in shrink_args(chosen).items():
         setattr(colorizer.representation, key, value)
     checkpoint.save(best_path, colorizer, config)
+    grid = "; ".join(f"γ={r['gamma']:g} c0={r['threshold']:g} β={r['pull']:g}: {r['psnr']:.2f} dB, "
+                     f"ΔCF {r['delta_colorfulness']:.1f}, neutral chroma {_number(r['neutral_chroma'])}" for r in rows)
     log.info("%s: low-confidence shrink chosen on val: γ=%g, c0=%g (%s confidence, val AUROC %.3f), mean pull %g: "
-             "%.2f dB, ΔCF %.1f, neutral chroma %s (grid: %s)", config.get("model"), chosen["gamma"], chosen["threshold"],
-             measure, val_auroc, chosen["pull"], chosen["psnr"], chosen["delta_colorfulness"],
-             _number(chosen["neutral_chroma"]),
-             "; ".join(f"γ={r['gamma']:g} c0={r['threshold']:g} β={r['pull']:g}: {r['psnr']:.2f} dB, "
-                       f"ΔCF {r['delta_colorfulness']:.1f}, neutral chroma {_number(r['neutral_chroma'])}" for r in rows))
+             "%.2f dB, ΔCF %.1f, neutral chroma %s (grid: %s)", config.get("model"), chosen["gamma"],
+             chosen["threshold"], measure, val_auroc, chosen["pull"], chosen["psnr"], chosen["delta_colorfulness"],
+             _number(chosen["neutral_chroma"]), grid)
     return config
 
 

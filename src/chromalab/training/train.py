@@ -354,7 +354,7 @@ def train(name: str, model: ModelParams, params: TrainParams, prepared_dir, pale
                 snapshot(epoch + 1, 0, (0.0, 0))
             distributed.barrier(world)
         if world.is_main:
-            if params.shrink_gammas or params.mean_pulls:  # the pulls towards neutral, chosen on val for the best checkpoint
+            if params.shrink_gammas or params.mean_pulls:  # the pulls towards neutral, chosen on val
                 state.best = shrink_choice.choose_on_val(setup.out_dir / "best.pt", params, setup.val_loader,
                                                          setup.device, setup.cache["val"]) or state.best
             _finish(name, setup.out_dir, state, track, seconds0 + time.perf_counter() - started)
