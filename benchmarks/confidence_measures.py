@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from chromalab.colorizing import checkpoint, confidence
+from chromalab.colorizing.representations import PULL_KNOBS
 from chromalab.data.lab_arrays import load_split
 
 CORRECTIONS = (0.1, 0.5, 1.0)
@@ -41,7 +42,8 @@ def main(argv=None) -> int:
         print(f"error: {args.checkpoint}: a {rep.name} model; this compares the bins representation's corrections",
               file=sys.stderr)
         return 2
-    rep.shrink_gamma, rep.mean_pull = 0.0, 0.0  # the error of the colour the confidence speaks of: no pull
+    for knob in PULL_KNOBS:  # the error of the colour the confidence speaks of: as painted
+        setattr(rep, knob, 0.0)
     L_all, ab_all = load_split(args.prepared, args.split)
     points = [(m, c) for c in CORRECTIONS for m in confidence.MEASURES]
     counts = {p: None for p in points}

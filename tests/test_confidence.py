@@ -496,3 +496,16 @@ def test_training_chooses_the_mean_pull_on_val_without_a_shrink_grid(tmp_path, p
     best = max(sweep, key=lambda r: r["psnr"])
     assert (args["shrink_gamma"], args["mean_pull"]) == (0.0, best["pull"])
     assert checkpoint.load(out / "best.pt")[0].representation.mean_pull == best["pull"]
+
+
+def test_pulls_off_decodes_as_painted_and_restores_the_knobs_even_on_an_error():
+    from chromalab.colorizing.representations import pulls_off, pulls_on
+
+    rep = bins(shrink_gamma=2.0, shrink_threshold=0.5, mean_pull=0.3)
+    out = mixed_logits(rep)
+    painted = bins().decode(out, None)
+    assert pulls_on(rep) and not torch.allclose(rep.decode(out, None), painted)
+    with pytest.raises(RuntimeError), pulls_off(rep):
+        assert not pulls_on(rep) and torch.equal(rep.decode(out, None), painted)
+        raise RuntimeError("inside")
+    assert (rep.shrink_gamma, rep.shrink_threshold, rep.mean_pull) == (2.0, 0.5, 0.3)

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 import logging
 
 from chromalab.colorizing import representations
-from chromalab.colorizing.representations import create_representation, list_representations
+from chromalab.colorizing.representations import PULL_KNOBS, create_representation, list_representations, pulls_on
 from chromalab.core import color
 from chromalab.core.config import GREY, ModelParams
 from chromalab.core.errors import UserError
@@ -177,10 +177,10 @@ def disable_shrink(model: nn.Module) -> bool:
     """Turn the representation's pulls towards neutral off for this model object (`colorize
     --no-shrink`): the low-confidence shrink and the mean pull; whether either was on."""
     rep = getattr(model, "representation", None)
-    was_on = getattr(rep, "shrink_gamma", 0.0) > 0 or getattr(rep, "mean_pull", 0.0) > 0
+    was_on = pulls_on(rep)
     if was_on:
-        rep.shrink_gamma = 0.0
-        rep.mean_pull = 0.0
+        for knob in PULL_KNOBS:
+            setattr(rep, knob, 0.0)
     return was_on
 
 

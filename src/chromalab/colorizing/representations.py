@@ -11,8 +11,9 @@ and its decoding back to ab in Lab units. It is an nn.Module so that what it nee
 - `bins`: Zhang, Isola & Efros 2016's soft-encoded, class-rebalanced ab bins, annealed-mean decoding.
 
 The two that predict a distribution (palette, bins) also say how sure they are of each pixel
-(`confidence`), and can shrink unsure pixels' chroma towards neutral as part of their decoding
-(`shrink_gamma` > 0; off by default): see confidence.py and DistributionRepresentation.
+(`confidence`), and can pull colour towards neutral as part of their decoding: the shrink of unsure
+pixels' chroma (`shrink_gamma` > 0) and the mean pull (`mean_pull` > 0), both off by default: see
+confidence.py and DistributionRepresentation.
 
 Networks return outputs at the input's resolution (they upsample themselves), so every target is
 taken at full resolution.
@@ -20,6 +21,7 @@ taken at full resolution.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from pathlib import Path
@@ -61,6 +63,27 @@ def representation_args(name: str, args: dict, palette_dir) -> dict:
     if name not in _REGISTRY:
         raise UserError(f"unknown representation {name!r}; known: {', '.join(list_representations())}")
     return _REGISTRY[name].with_palette(dict(args), palette_dir)
+
+
+PULL_KNOBS = ("shrink_gamma", "mean_pull")  # a decoding's pulls towards neutral; 0: off
+
+
+def pulls_on(rep) -> bool:
+    return any(getattr(rep, knob, 0.0) > 0 for knob in PULL_KNOBS)
+
+
+@contextlib.contextmanager
+def pulls_off(rep):
+    """Inside the block `rep` decodes the colours as painted, without its pulls towards neutral (the
+    colour a confidence speaks of; the reference a pull is measured against); restored after."""
+    saved = {knob: getattr(rep, knob, 0.0) for knob in PULL_KNOBS}
+    for knob in PULL_KNOBS:
+        setattr(rep, knob, 0.0)
+    try:
+        yield rep
+    finally:
+        for knob, value in saved.items():
+            setattr(rep, knob, value)
 
 
 class Representation(nn.Module):

@@ -30,6 +30,7 @@ from PIL import Image
 from chromalab.colorizing import checkpoint, confidence
 from chromalab.colorizing.colorize import FullResolution, expand_inputs
 from chromalab.colorizing.colorizer import GreyBaseline
+from chromalab.colorizing.representations import pulls_off, pulls_on
 from chromalab.core import atomic, color, paths, timings, tracking
 from chromalab.core.config import GREY, EvaluateParams
 from chromalab.core.errors import UserError, first_line
@@ -247,7 +248,7 @@ class ConfidenceScorer:
     def __init__(self, colorizer):
         self.colorizer = colorizer
         self.representation = colorizer.representation
-        self.shrinks = self.representation.shrink_gamma > 0 or self.representation.mean_pull > 0
+        self.shrinks = pulls_on(self.representation)
         self.counts = {"wrong": [], "right": [], "confidence_sum": []}
         self.plain, self.L, self.truth_rgb = [], [], []  # shrinking models: for the uniform decoding
         self._outputs = None
@@ -267,12 +268,8 @@ class ConfidenceScorer:
         conf = self.colorizer.confidence(out, padded)[..., :h, :w].float()
         plain = pred
         if self.shrinks:
-            rep = self.representation
-            pulls, rep.shrink_gamma, rep.mean_pull = (rep.shrink_gamma, rep.mean_pull), 0.0, 0.0
-            try:
+            with pulls_off(self.representation):
                 plain = self.colorizer.decode(out, padded)[..., :h, :w].float().numpy()
-            finally:
-                rep.shrink_gamma, rep.mean_pull = pulls
             self.plain += [np.array(p, np.float32) for p in plain]
             self.L += [np.array(plane, np.float32) for plane in L]
             self.truth_rgb += [color.lab_planes_to_rgb_uint8(plane, t) for plane, t in zip(L, truth)]

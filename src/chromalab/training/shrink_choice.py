@@ -22,6 +22,7 @@ import torch
 
 from chromalab.colorizing import checkpoint
 from chromalab.colorizing.confidence import DEFAULT_MEASURE, MEASURES, WRONG_ABOVE, auroc
+from chromalab.colorizing.representations import pulls_off
 from chromalab.core import color
 from chromalab.core.config import TrainParams
 from chromalab.scoring import metrics
@@ -125,20 +126,14 @@ def choose_shrink(rows: list[dict], max_delta_colorfulness: float, max_neutral_c
 def confidence_auroc(colorizer, batches, measures=MEASURES, wrong_above: float = WRONG_ABOVE) -> dict:
     """{measure: auroc} of each confidence measure on val outputs (batches as score_shrink's),
     against the ab error of the decoding without the shrink, at L's resolution."""
-    rep = colorizer.representation
-    saved = _knobs(rep)
     confs = {m: [] for m in measures}
     errors = []
-    try:
-        _set(rep, {"shrink_gamma": 0.0, "mean_pull": 0.0})
-        with torch.no_grad():
-            for L, ab, out in batches:
-                L, ab, out = _as_tensor(L).float(), _as_tensor(ab).float(), _as_tensor(out)
-                errors.append((colorizer.decode(out, L).float() - ab).norm(dim=1).cpu().numpy().ravel())
-                for m in measures:
-                    confs[m].append(colorizer.confidence(out, L, measure=m).cpu().numpy().ravel())
-    finally:
-        _set(rep, saved)
+    with pulls_off(colorizer.representation), torch.no_grad():
+        for L, ab, out in batches:
+            L, ab, out = _as_tensor(L).float(), _as_tensor(ab).float(), _as_tensor(out)
+            errors.append((colorizer.decode(out, L).float() - ab).norm(dim=1).cpu().numpy().ravel())
+            for m in measures:
+                confs[m].append(colorizer.confidence(out, L, measure=m).cpu().numpy().ravel())
     error = np.concatenate(errors)
     return {m: auroc(np.concatenate(c), error, wrong_above) for m, c in confs.items()}
 
